@@ -1,0 +1,271 @@
+/**
+ * The one configuration schema. Every option has a type, a default, an env name and a `--flag`
+ * twin; sources are merged defaults < config file < env < flags, validated once, then frozen.
+ * The README's option table is this table.
+ */
+
+export type OptionType = 'string' | 'int' | 'enum' | 'list' | 'bool'
+
+export interface OptionSpec {
+  readonly type: OptionType
+  readonly default: string | number | boolean | readonly string[]
+  readonly env: readonly string[]
+  readonly flag: string
+  readonly doc: string
+  readonly min?: number
+  readonly max?: number
+  readonly values?: readonly string[]
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const GiB = 1024 * MiB
+
+export const OPTIONS = {
+  httpPort: {
+    type: 'int',
+    default: 8080,
+    min: 0,
+    max: 65535,
+    env: ['HTTP_PORT'],
+    flag: 'http-port',
+    doc: 'Port of the HTTP API.',
+  },
+  host: {
+    type: 'string',
+    default: '0.0.0.0',
+    env: ['SPILLWAY_HOST'],
+    flag: 'host',
+    doc: 'Address the HTTP API and the operations port bind to.',
+  },
+  metricsPort: {
+    type: 'int',
+    default: 9464,
+    min: 0,
+    max: 65535,
+    env: ['METRICS_PORT'],
+    flag: 'metrics-port',
+    doc: 'Port of the operations endpoint (Prometheus `GET /metrics`); 0 picks a free port.',
+  },
+  logLevel: {
+    type: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    env: ['LOG_LEVEL'],
+    flag: 'log-level',
+    doc: 'pino log level.',
+  },
+  dataDir: {
+    type: 'string',
+    default: './data',
+    env: ['SPILLWAY_DATA_DIR'],
+    flag: 'data-dir',
+    doc: 'Directory of the WAL, the DuckDB file and the dead letters.',
+  },
+  sinks: {
+    type: 'list',
+    default: ['duckdb'],
+    values: ['duckdb', 'memory'],
+    env: ['SPILLWAY_SINKS'],
+    flag: 'sinks',
+    doc: 'Comma list of sinks every event is delivered to; the first store in it answers `GET /metrics`.',
+  },
+  ack: {
+    type: 'enum',
+    default: 'durable',
+    values: ['durable', 'buffered'],
+    env: ['SPILLWAY_ACK'],
+    flag: 'ack',
+    doc: '`durable`: 202 after the WAL fdatasync. `buffered`: 202 once written to the OS, before the fsync (survives a process crash, not a power loss).',
+  },
+  queueSize: {
+    type: 'int',
+    default: 200_000,
+    min: 1,
+    env: ['QUEUE_SIZE'],
+    flag: 'queue-size',
+    doc: 'Events waiting for a WAL group commit before new requests are refused with 503.',
+  },
+  workerPoolSize: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: 64,
+    env: ['WORKER_POOL_SIZE'],
+    flag: 'worker-pool-size',
+    doc: 'Accepted for compatibility with the reference systems; HTTP worker processes (cluster mode) come with `--workers`.',
+  },
+  walSegmentBytes: {
+    type: 'int',
+    default: 64 * MiB,
+    min: 64 * KiB,
+    max: 4 * GiB,
+    env: ['SPILLWAY_WAL_SEGMENT_BYTES'],
+    flag: 'wal-segment-bytes',
+    doc: 'Size at which the WAL rolls to a new segment file.',
+  },
+  walGroupCommitBytes: {
+    type: 'int',
+    default: 4 * MiB,
+    min: 4 * KiB,
+    env: ['SPILLWAY_WAL_GROUP_COMMIT_BYTES'],
+    flag: 'wal-group-commit-bytes',
+    doc: 'A group commit is written as soon as this many bytes wait.',
+  },
+  walGroupCommitDelayMs: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 100,
+    env: ['SPILLWAY_WAL_GROUP_COMMIT_DELAY_MS'],
+    flag: 'wal-group-commit-delay-ms',
+    doc: 'Extra time an idle WAL waits to gather appends before it writes (0: write at once; appends that arrive during an fsync always form the next group).',
+  },
+  maxBodyBytes: {
+    type: 'int',
+    default: 1 * MiB,
+    min: 1 * KiB,
+    env: ['SPILLWAY_MAX_BODY_BYTES'],
+    flag: 'max-body-bytes',
+    doc: 'Largest `POST /events` body, after gzip inflation (413 above).',
+  },
+  maxBatchBytes: {
+    type: 'int',
+    default: 16 * MiB,
+    min: 1 * KiB,
+    max: 256 * MiB,
+    env: ['SPILLWAY_MAX_BATCH_BYTES'],
+    flag: 'max-batch-bytes',
+    doc: 'Largest `POST /events/batch` body, after gzip inflation (413 above).',
+  },
+  maxBatchEvents: {
+    type: 'int',
+    default: 10_000,
+    min: 1,
+    env: ['SPILLWAY_MAX_BATCH_EVENTS'],
+    flag: 'max-batch-events',
+    doc: 'Most events in one batch request (413 above).',
+  },
+  maxEventBytes: {
+    type: 'int',
+    default: 64 * KiB,
+    min: 256,
+    env: ['SPILLWAY_MAX_EVENT_BYTES'],
+    flag: 'max-event-bytes',
+    doc: 'Largest single event as JSON (413 for `POST /events`, a rejection by index in a batch).',
+  },
+  maxStringLength: {
+    type: 'int',
+    default: 1024,
+    min: 16,
+    env: ['SPILLWAY_MAX_STRING_LENGTH'],
+    flag: 'max-string-length',
+    doc: 'Longest value of `event_name`, `user_id`, `campaign_id` and each tag.',
+  },
+  maxTags: {
+    type: 'int',
+    default: 100,
+    min: 0,
+    env: ['SPILLWAY_MAX_TAGS'],
+    flag: 'max-tags',
+    doc: 'Most entries in `tags`.',
+  },
+  maxDepth: {
+    type: 'int',
+    default: 8,
+    min: 1,
+    max: 64,
+    env: ['SPILLWAY_MAX_DEPTH'],
+    flag: 'max-depth',
+    doc: 'Deepest nesting of objects and arrays inside `metadata`.',
+  },
+  clockSkewSeconds: {
+    type: 'int',
+    default: 300,
+    min: 0,
+    env: ['SPILLWAY_CLOCK_SKEW_SECONDS'],
+    flag: 'clock-skew-seconds',
+    doc: 'How far in the future a `timestamp` may be before it is refused.',
+  },
+  deliveryBatchRows: {
+    type: 'int',
+    default: 20_000,
+    min: 1,
+    env: ['SPILLWAY_DELIVERY_BATCH_ROWS'],
+    flag: 'delivery-batch-rows',
+    doc: 'Most events a sink receives in one batch.',
+  },
+  deliveryBatchBytes: {
+    type: 'int',
+    default: 16 * MiB,
+    min: 1 * KiB,
+    env: ['SPILLWAY_DELIVERY_BATCH_BYTES'],
+    flag: 'delivery-batch-bytes',
+    doc: 'Most WAL bytes in one sink batch.',
+  },
+  deliveryLingerMs: {
+    type: 'int',
+    default: 200,
+    min: 0,
+    env: ['SPILLWAY_DELIVERY_LINGER_MS'],
+    flag: 'delivery-linger-ms',
+    doc: 'How long a sink waits for a batch to fill before it writes what it has.',
+  },
+  duckdbPath: {
+    type: 'string',
+    default: '',
+    env: ['SPILLWAY_DUCKDB_PATH'],
+    flag: 'duckdb-path',
+    doc: 'DuckDB database file (default: `<data-dir>/spillway.duckdb`).',
+  },
+  shutdownTimeoutMs: {
+    type: 'int',
+    default: 30_000,
+    min: 0,
+    env: ['SPILLWAY_SHUTDOWN_TIMEOUT_MS'],
+    flag: 'shutdown-timeout-ms',
+    doc: 'On SIGTERM, how long to drain before exiting anyway.',
+  },
+  kafkaBrokers: {
+    type: 'string',
+    default: '',
+    env: ['KAFKA_BROKERS'],
+    flag: 'kafka-brokers',
+    doc: 'Kafka bootstrap servers (comma list).',
+  },
+  kafkaTopic: {
+    type: 'string',
+    default: 'events',
+    env: ['KAFKA_TOPIC'],
+    flag: 'kafka-topic',
+    doc: 'Kafka topic events are written to.',
+  },
+  redisUrl: {
+    type: 'string',
+    default: '',
+    env: ['REDIS_URL'],
+    flag: 'redis-url',
+    doc: 'Redis for the shared dedup layer.',
+  },
+  clickhouseUrl: {
+    type: 'string',
+    default: '',
+    env: ['CLICKHOUSE_URL'],
+    flag: 'clickhouse-url',
+    doc: 'ClickHouse HTTP interface.',
+  },
+} as const satisfies Record<string, OptionSpec>
+
+export type OptionName = keyof typeof OPTIONS
+
+type ValueOf<S extends OptionSpec> = S['type'] extends 'int'
+  ? number
+  : S['type'] extends 'bool'
+    ? boolean
+    : S['type'] extends 'list'
+      ? readonly string[]
+      : S extends { values: readonly (infer V)[] }
+        ? V
+        : string
+
+export type Config = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS)[K]> }

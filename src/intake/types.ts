@@ -1,0 +1,41 @@
+export const CHANNELS = ['web', 'mobile', 'api', 'email', 'push'] as const
+export type Channel = (typeof CHANNELS)[number]
+
+/**
+ * An event after validation and normalisation: what the WAL stores (one JSON line each) and what
+ * every sink receives. Field order is fixed so the serialised form is stable.
+ */
+export interface NormalizedEvent {
+  /** The dedup key: the client's `event_id`, else the `Idempotency-Key`, else a hash of the canonical event. */
+  readonly event_id: string
+  readonly event_name: string
+  readonly channel: Channel
+  readonly campaign_id: string | null
+  readonly user_id: string
+  /** Unix seconds, after clock-skew correction when `sent_at` was given. */
+  readonly timestamp: number
+  /** Unix milliseconds at which this server received the request. */
+  readonly received_at: number
+  readonly tags: readonly string[]
+  readonly metadata: Readonly<Record<string, unknown>> | null
+}
+
+export interface IntakeLimits {
+  readonly maxEventBytes: number
+  readonly maxStringLength: number
+  readonly maxTags: number
+  readonly maxDepth: number
+  readonly clockSkewSeconds: number
+}
+
+/** What the request contributes to each event besides its body. */
+export interface IntakeContext {
+  /** Server clock, Unix milliseconds. */
+  readonly receivedAt: number
+  /** `Idempotency-Key` header, if any (for a batch, event i gets `<key>:<i>`). */
+  readonly idempotencyKey?: string
+}
+
+export type ValidationResult =
+  | { readonly ok: true; readonly event: NormalizedEvent; readonly skewSeconds: number | null }
+  | { readonly ok: false; readonly error: string }
