@@ -27,6 +27,12 @@ export interface RecoveryReport {
   readonly head: number
   /** Bytes cut off a torn or corrupt tail, 0 when the log was clean. */
   readonly truncatedBytes: number
+  /**
+   * Positions skipped because a sink's cursor (`open({ minHead })`) was past the recovered head:
+   * the log restarted there in a new segment. 0 normally; > 0 means the storage lost acknowledged
+   * bytes (or the WAL directory was replaced).
+   */
+  readonly skippedBytes: number
 }
 
 export interface AppendOptions {
