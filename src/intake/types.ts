@@ -36,6 +36,30 @@ export interface IntakeContext {
   readonly idempotencyKey?: string
 }
 
+/**
+ * The verdict on one event. `skewSeconds` is `received − sent_at` when the client sent `sent_at`
+ * (for the skew histogram), else null. `tooLarge` marks the one error the HTTP layer answers 413
+ * for a single event (the event is larger than `maxEventBytes`); every other error is a 400.
+ */
 export type ValidationResult =
   | { readonly ok: true; readonly event: NormalizedEvent; readonly skewSeconds: number | null }
-  | { readonly ok: false; readonly error: string }
+  | { readonly ok: false; readonly error: string; readonly tooLarge?: boolean }
+
+/** A batch body split into items; an NDJSON line that is not JSON is kept as a rejection by index. */
+export interface ParsedBatch {
+  /** One entry per event; the entry of an index in `lineErrors` is `undefined`. */
+  readonly items: readonly unknown[]
+  readonly lineErrors: ReadonlyMap<number, string>
+}
+
+export interface Rejection {
+  readonly index: number
+  readonly error: string
+}
+
+export interface BatchValidation {
+  readonly events: NormalizedEvent[]
+  readonly rejected: Rejection[]
+  /** `received − sent_at` of every accepted event that carried `sent_at`. */
+  readonly skews: number[]
+}
