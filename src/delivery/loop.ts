@@ -1,0 +1,557 @@
+/**
+ * One sink's delivery loop: read the WAL from the sink's cursor, cut batches, hand them to the
+ * sink, and move the cursor only over events that were delivered or dead-lettered.
+ *
+ * Batching. A batch closes at `batchRows` events, `batchBytes` WAL bytes, or `lingerMs` after its
+ * first record — whichever comes first. The linger is only spent when the log has nothing more to
+ * give: under load, records are already durable when the loop asks, so batches fill at once.
+ * WAL records are indivisible (a batch request is one record, a cursor is a record boundary), so
+ * the records read may hold more than `batchRows` events; the sink then gets them in pieces of at
+ * most `batchRows`.
+ *
+ * Verdicts. `delivered` → the cursor moves. `retry` (or a throw: a sink bug must not lose data)
+ * → the same piece again after a capped, jittered backoff that honours the sink's `afterMs`;
+ * the cursor never moves meanwhile, the backlog grows, and admission turns that into 503s.
+ * `permanent` → the piece is split in halves, recursively, until each refused event stands
+ * alone; lone refused events go to the dead-letter store (fsync'd) with the sink's reason, and
+ * every other event is delivered.
+ *
+ * Cursors and pieces. Positions are per WAL record, but one record may hold many events and a
+ * piece may end inside a record. Pieces are delivered in log order, so after piece [0, j) of a
+ * batch is resolved (delivered or dead-lettered) everything before the record that holds event j
+ * is resolved: that record's start — or the batch's end when j is the last event — is the "safe
+ * boundary" of the piece. A piece's `to` is its safe boundary, so a transactional sink (one with
+ * `loadCursor`) commits with each piece exactly the position up to which nothing is left, never
+ * past an event still to come; the loop publishes and (for file-cursor sinks) persists the same
+ * boundary as pieces resolve. When the batch ends with dead-lettered events, no sink write
+ * carried `batch.to`; a transactional sink then gets an empty batch (`events: []`, `from = to`)
+ * whose only effect is to commit the cursor — if it refuses, the loop moves on anyway and those
+ * events are only re-dead-lettered after a restart. A crash in the middle redelivers at most the
+ * unresolved rest of a record (at least once; sinks are idempotent on `event_id`).
+ *
+ * Start. The cursor comes from `sink.loadCursor()`, else the sink's cursor file, else 0 (a new
+ * sink reads from the oldest record still on disk). It is published in the sink's slot of the
+ * shared state before `start()` resolves, so the WAL writer (which may not have recovered yet)
+ * never deletes a segment this sink still needs and never reuses a position it counts as done.
+ */
+import { decodeEvents } from '../intake/serialize.ts'
+import type { NormalizedEvent } from '../intake/types.ts'
+import type { Sink, SinkBatch, Verdict } from '../sinks/sink.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { WalReader } from '../wal/reader.ts'
+import type { WalSharedState } from '../wal/shared-state.ts'
+import type { WalRecord } from '../wal/types.ts'
+import { Backoff, type BackoffOptions, sleep } from './backoff.ts'
+import type { CursorFile } from './cursor-file.ts'
+import type { DeadLetterEntry } from './dead-letter.ts'
+import {
+  BATCH_LATENCY_MS_BUCKETS,
+  BATCH_ROWS_BUCKETS,
+  Histogram,
+  type HistogramSnapshot,
+} from './histogram.ts'
+
+/** What the loop needs from a WAL reader (WalReader, or a fake in tests). */
+export interface RecordSource {
+  /** Whole records from the current position, about `maxBytes` of them (at least one if any), up to `limit`. */
+  read(maxBytes: number, limit?: number): Promise<WalRecord[]>
+  /** Where the next read starts: past the last record returned (or corrupt bytes skipped). */
+  readonly position: number
+  close(): void | Promise<void>
+}
+
+export interface DeliveryLoopOptions {
+  readonly sink: Sink
+  /** Index of the sink in the configured list: its cursor slot in the shared state. */
+  readonly slot: number
+  readonly state: WalSharedState
+  /** WAL directory, read with WalReader; or give `openReader`. */
+  readonly walDir?: string
+  /** Opens a reader positioned at `from` (tests use an in-memory log). */
+  readonly openReader?: (from: number) => RecordSource
+  /** Where the cursor lives when the sink has no `loadCursor`. */
+  readonly cursorFile?: CursorFile
+  readonly deadLetter: { append(entries: readonly DeadLetterEntry[]): Promise<void> }
+  readonly batchRows: number
+  readonly batchBytes: number
+  readonly lingerMs: number
+  readonly maxRecordBytes: number
+  readonly logger: Logger
+  readonly backoff?: BackoffOptions
+  /** Payload → events; default: the intake's NDJSON decoder. */
+  readonly decode?: (payload: Buffer) => NormalizedEvent[]
+}
+
+export type DeliveryPhase = 'new' | 'running' | 'retrying' | 'draining' | 'stopped'
+
+export interface DeliveryStats {
+  readonly sink: string
+  readonly slot: number
+  readonly phase: DeliveryPhase
+  readonly cursor: number
+  readonly durableHead: number
+  /** WAL bytes durable but not yet delivered to this sink. */
+  readonly backlogBytes: number
+  readonly deliveredRows: number
+  readonly deliveredBatches: number
+  readonly retries: number
+  /** Pieces the sink refused with a permanent verdict (before isolation). */
+  readonly refusedBatches: number
+  readonly deadLettered: number
+  readonly lastError: string | null
+  readonly lastErrorAt: number | null
+  readonly lastDeliveredAt: number | null
+  readonly batchRows: HistogramSnapshot
+  readonly batchLatencyMs: HistogramSnapshot
+}
+
+/** While idle the loop re-checks the head this often even without a wake-up. */
+const IDLE_WAIT_MS = 1000
+/**
+ * Pause after a read that returned nothing although the head said there was more: the reader
+ * waits at corruption in the tail segment until the writer rotates (see reader.ts).
+ */
+const EMPTY_READ_PAUSE_MS = 50
+
+class Stopped extends Error {}
+
+interface Batch {
+  readonly from: number
+  to: number
+  bytes: number
+  readonly events: NormalizedEvent[]
+  /** For each event: start of its WAL record, and its index in that record. */
+  readonly recordStart: number[]
+  readonly indexInRecord: number[]
+  /** Records whose payload did not decode: dead-lettered whole. */
+  readonly undecodable: { start: number; payload: Buffer; error: Error }[]
+}
+
+export class DeliveryLoop {
+  readonly #sink: Sink
+  readonly #slot: number
+  readonly #state: WalSharedState
+  readonly #openReader: (from: number) => RecordSource
+  readonly #cursorFile: CursorFile | undefined
+  readonly #deadLetter: DeliveryLoopOptions['deadLetter']
+  readonly #batchRows: number
+  readonly #batchBytes: number
+  readonly #lingerMs: number
+  readonly #logger: Logger
+  readonly #backoff: Backoff
+  readonly #decode: (payload: Buffer) => NormalizedEvent[]
+
+  #phase: DeliveryPhase = 'new'
+  #cursor = -1
+  /** What a transactional sink committed last (its `loadCursor` answer if asked now). */
+  #sinkCursor = -1
+  /** No cursor was ever saved for this sink. */
+  #fresh = false
+  #reader: RecordSource | undefined
+  #done: Promise<void> = Promise.resolve()
+  /** Set by stop({ drain: true }): deliver up to here, then stop. */
+  #drainTarget: number | null = null
+  readonly #abort = new AbortController()
+  #nudge = Promise.withResolvers<void>()
+
+  #deliveredRows = 0
+  #deliveredBatches = 0
+  #retries = 0
+  #refusedBatches = 0
+  #deadLettered = 0
+  #lastError: string | null = null
+  #lastErrorAt: number | null = null
+  #lastDeliveredAt: number | null = null
+  readonly #rowsHistogram = new Histogram(BATCH_ROWS_BUCKETS)
+  readonly #latencyHistogram = new Histogram(BATCH_LATENCY_MS_BUCKETS)
+
+  constructor(options: DeliveryLoopOptions) {
+    this.#sink = options.sink
+    this.#slot = options.slot
+    this.#state = options.state
+    this.#cursorFile = options.cursorFile
+    this.#deadLetter = options.deadLetter
+    this.#batchRows = Math.max(1, options.batchRows)
+    this.#batchBytes = Math.max(1, options.batchBytes)
+    this.#lingerMs = Math.max(0, options.lingerMs)
+    this.#logger = options.logger
+    this.#backoff = new Backoff(options.backoff)
+    this.#decode = options.decode ?? decodeEvents
+    if (!options.sink.loadCursor && !options.cursorFile) {
+      throw new TypeError(`sink ${options.sink.name} keeps no cursor of its own: a cursorFile is required`)
+    }
+    if (options.openReader) {
+      this.#openReader = options.openReader
+    } else if (options.walDir) {
+      const dir = options.walDir
+      const maxRecordBytes = options.maxRecordBytes
+      const logger = options.logger.child({ sink: options.sink.name })
+      this.#openReader = (from) =>
+        new WalReader(dir, options.state, {
+          from,
+          maxRecordBytes,
+          logger,
+          onCorruption: (info) =>
+            this.#fail(new Error(`WAL corruption in ${info.segment} at ${info.position}: ${info.reason}`)),
+        })
+    } else {
+      throw new TypeError('DeliveryLoop needs walDir or openReader')
+    }
+  }
+
+  get sink(): Sink {
+    return this.#sink
+  }
+
+  /** The position up to which every event is delivered or dead-lettered. */
+  get cursor(): number {
+    return this.#cursor
+  }
+
+  /** Loads and publishes the start cursor, then runs in the background until `stop`. The sink must be open. */
+  async start(): Promise<void> {
+    if (this.#phase !== 'new') throw new Error(`delivery to ${this.#sink.name} was already started`)
+    this.#phase = 'running'
+    let loaded: number | null
+    try {
+      loaded = this.#sink.loadCursor ? await this.#sink.loadCursor() : await this.#cursorFile!.load()
+    } catch (error) {
+      this.#phase = 'stopped'
+      throw error
+    }
+    this.#fresh = loaded === null
+    const cursor = loaded ?? Math.max(0, this.#state.oldest)
+    this.#cursor = cursor
+    this.#sinkCursor = loaded ?? -1
+    this.#state.setCursor(this.#slot, cursor)
+    this.#logger.info(
+      {
+        sink: this.#sink.name,
+        slot: this.#slot,
+        cursor,
+        source: this.#sink.loadCursor ? 'sink' : 'file',
+        fresh: loaded === null,
+      },
+      'DeliveryStarted',
+    )
+    this.#done = this.#run()
+  }
+
+  /**
+   * drain: deliver everything up to the durable head as of now, then stop. Without drain: stop
+   * at once — a running sink write is awaited, a retry wait is cut short, nothing advances past
+   * what was delivered. Resolves when the loop stopped (the sink stays open: its owner closes it).
+   */
+  stop(options: { drain: boolean }): Promise<void> {
+    if (this.#phase === 'new') {
+      this.#phase = 'stopped'
+      return Promise.resolve()
+    }
+    if (options.drain && !this.#abort.signal.aborted) {
+      this.#drainTarget ??= this.#state.durableHead
+      if (this.#phase === 'running') this.#phase = 'draining'
+    } else {
+      this.#abort.abort()
+    }
+    this.#wake()
+    return this.#done
+  }
+
+  /** Resolves when the loop has ended. */
+  get done(): Promise<void> {
+    return this.#done
+  }
+
+  stats(): DeliveryStats {
+    const head = this.#state.durableHead
+    return {
+      sink: this.#sink.name,
+      slot: this.#slot,
+      phase: this.#phase,
+      cursor: this.#cursor,
+      durableHead: head,
+      backlogBytes: head >= 0 && this.#cursor >= 0 ? Math.max(0, head - this.#cursor) : 0,
+      deliveredRows: this.#deliveredRows,
+      deliveredBatches: this.#deliveredBatches,
+      retries: this.#retries,
+      refusedBatches: this.#refusedBatches,
+      deadLettered: this.#deadLettered,
+      lastError: this.#lastError,
+      lastErrorAt: this.#lastErrorAt,
+      lastDeliveredAt: this.#lastDeliveredAt,
+      batchRows: this.#rowsHistogram.snapshot(),
+      batchLatencyMs: this.#latencyHistogram.snapshot(),
+    }
+  }
+
+  // --- the loop ---------------------------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#abort.signal.aborted) break
+        if (this.#drainTarget !== null && this.#cursor >= this.#drainTarget) break
+        try {
+          const batch = await this.#collect()
+          if (batch) await this.#deliver(batch)
+        } catch (error) {
+          if (error instanceof Stopped || this.#abort.signal.aborted) break
+          // Reader I/O, cursor file or dead-letter store failure: nothing advanced past the
+          // failure, so start over from the cursor after a pause.
+          this.#fail(error as Error)
+          this.#logger.error(
+            { sink: this.#sink.name, err: error, cursor: this.#cursor },
+            'DeliveryLoopFailed',
+          )
+          await this.#closeReader()
+          await sleep(this.#backoff.next(), this.#abort.signal)
+        }
+      }
+    } finally {
+      await this.#closeReader()
+      this.#phase = 'stopped'
+      this.#logger.info({ sink: this.#sink.name, cursor: this.#cursor }, 'DeliveryStopped')
+    }
+  }
+
+  /** Reads the next batch; null when there was nothing to read (after waiting a while). */
+  async #collect(): Promise<Batch | null> {
+    const limit = this.#drainTarget ?? undefined
+    const head = this.#drainTarget ?? this.#state.durableHead
+    if (head <= this.#cursor) {
+      if (this.#drainTarget === null) await this.#waitForHead(this.#cursor, IDLE_WAIT_MS)
+      return null
+    }
+    const reader = await this.#readerAtCursor()
+    const batch: Batch = {
+      from: this.#cursor,
+      to: this.#cursor,
+      bytes: 0,
+      events: [],
+      recordStart: [],
+      indexInRecord: [],
+      undecodable: [],
+    }
+    const lingerUntil = Date.now() + this.#lingerMs
+    for (;;) {
+      if (this.#abort.signal.aborted) throw new Stopped()
+      const records = await reader.read(Math.max(1, this.#batchBytes - batch.bytes), limit)
+      for (const record of records) this.#add(batch, record)
+      batch.to = Math.max(batch.to, reader.position)
+      if (batch.events.length >= this.#batchRows || batch.bytes >= this.#batchBytes) break
+      const available = (this.#drainTarget ?? this.#state.durableHead) > reader.position
+      if (records.length === 0) {
+        if (batch.to > batch.from) break
+        // The head says there is more, the reader found none (yet): do not spin.
+        await sleep(EMPTY_READ_PAUSE_MS, this.#abort.signal)
+        return null
+      }
+      if (available) continue
+      if (this.#drainTarget !== null || this.#lingerMs === 0) break
+      const remaining = lingerUntil - Date.now()
+      if (remaining <= 0) break
+      await this.#waitForHead(reader.position, remaining)
+    }
+    return batch
+  }
+
+  #add(batch: Batch, record: WalRecord): void {
+    batch.bytes += record.end - record.start
+    let events: NormalizedEvent[]
+    try {
+      events = this.#decode(record.payload)
+    } catch (error) {
+      batch.undecodable.push({ start: record.start, payload: record.payload, error: error as Error })
+      return
+    }
+    for (let i = 0; i < events.length; i++) {
+      batch.events.push(events[i])
+      batch.recordStart.push(record.start)
+      batch.indexInRecord.push(i)
+    }
+  }
+
+  async #deliver(batch: Batch): Promise<void> {
+    if (batch.undecodable.length > 0) {
+      await this.#deadLetterEntries(
+        batch.undecodable.map((u) => ({
+          at: Date.now(),
+          sink: this.#sink.name,
+          reason: `WAL record does not decode: ${u.error.message}`,
+          position: u.start,
+          event: u.payload.toString('utf8'),
+        })),
+      )
+    }
+    const n = batch.events.length
+    for (let i = 0; i < n; i += this.#batchRows) {
+      await this.#deliverRange(batch, i, Math.min(n, i + this.#batchRows))
+    }
+    if (this.#sink.loadCursor && this.#sinkCursor < batch.to) await this.#commitOnly(batch.to)
+    await this.#advance(batch.to)
+  }
+
+  /** Delivers events [i, j) of the batch, isolating refused events by halving. */
+  async #deliverRange(batch: Batch, i: number, j: number): Promise<void> {
+    const piece: SinkBatch = {
+      events: batch.events.slice(i, j),
+      from: batch.recordStart[i],
+      to: safeBoundary(batch, j),
+    }
+    const started = performance.now()
+    const verdict = await this.#writeUntilAnswered(piece)
+    if (verdict.kind === 'delivered') {
+      const n = j - i
+      this.#deliveredRows += n
+      this.#deliveredBatches++
+      this.#lastDeliveredAt = Date.now()
+      this.#rowsHistogram.observe(n)
+      this.#latencyHistogram.observe(performance.now() - started)
+      if (this.#sink.loadCursor) this.#sinkCursor = Math.max(this.#sinkCursor, piece.to)
+      this.#logger.debug(
+        { sink: this.#sink.name, rows: n, from: piece.from, to: piece.to },
+        'SinkBatchDelivered',
+      )
+      await this.#advance(piece.to)
+      return
+    }
+    this.#refusedBatches++
+    this.#fail(verdict.error)
+    if (j - i === 1) {
+      await this.#deadLetterEntries([
+        {
+          at: Date.now(),
+          sink: this.#sink.name,
+          reason: verdict.error.message,
+          index: batch.indexInRecord[i],
+          position: batch.recordStart[i],
+          event: batch.events[i],
+        },
+      ])
+      this.#logger.warn(
+        {
+          sink: this.#sink.name,
+          eventId: batch.events[i].event_id,
+          position: batch.recordStart[i],
+          err: verdict.error,
+        },
+        'SinkEventDeadLettered',
+      )
+      await this.#advance(safeBoundary(batch, j))
+      return
+    }
+    this.#logger.warn({ sink: this.#sink.name, rows: j - i, err: verdict.error }, 'SinkBatchRefused')
+    const mid = (i + j) >>> 1
+    await this.#deliverRange(batch, i, mid)
+    await this.#deliverRange(batch, mid, j)
+  }
+
+  /** Writes until the sink answers delivered or permanent; retries wait, the cursor never moves. */
+  async #writeUntilAnswered(piece: SinkBatch): Promise<Exclude<Verdict, { kind: 'retry' }>> {
+    for (;;) {
+      if (this.#abort.signal.aborted) throw new Stopped()
+      let verdict: Verdict
+      try {
+        verdict = await this.#sink.write(piece)
+      } catch (error) {
+        verdict = { kind: 'retry', error: asError(error) }
+      }
+      if (verdict.kind !== 'retry') {
+        this.#backoff.reset()
+        if (this.#phase === 'retrying') this.#phase = this.#drainTarget === null ? 'running' : 'draining'
+        return verdict
+      }
+      this.#retries++
+      this.#fail(verdict.error)
+      this.#phase = 'retrying'
+      const waitMs = this.#backoff.next(verdict.afterMs)
+      this.#logger.warn(
+        {
+          sink: this.#sink.name,
+          rows: piece.events.length,
+          attempt: this.#backoff.attempt,
+          waitMs,
+          err: verdict.error,
+        },
+        'SinkBatchRetried',
+      )
+      await sleep(waitMs, this.#abort.signal)
+    }
+  }
+
+  /** An empty batch that only commits a transactional sink's cursor (see the header). */
+  async #commitOnly(position: number): Promise<void> {
+    let answer: Verdict
+    try {
+      answer = await this.#sink.write({ events: [], from: position, to: position })
+    } catch (error) {
+      answer = { kind: 'retry', error: asError(error) }
+    }
+    if (answer.kind === 'delivered') this.#sinkCursor = position
+    else this.#logger.warn({ sink: this.#sink.name, position, err: answer.error }, 'SinkCursorCommitFailed')
+  }
+
+  async #deadLetterEntries(entries: DeadLetterEntry[]): Promise<void> {
+    await this.#deadLetter.append(entries)
+    this.#deadLettered += entries.length
+  }
+
+  /** Moves the cursor: persisted first (file-cursor sinks), then published for the writer. */
+  async #advance(position: number): Promise<void> {
+    if (position <= this.#cursor) return
+    if (!this.#sink.loadCursor) await this.#cursorFile!.save(position)
+    this.#cursor = position
+    this.#state.setCursor(this.#slot, position)
+  }
+
+  async #readerAtCursor(): Promise<RecordSource> {
+    if (this.#reader && this.#reader.position === this.#cursor) return this.#reader
+    await this.#closeReader()
+    const oldest = this.#state.oldest
+    if (oldest > this.#cursor) {
+      // The records before `oldest` are gone: a new sink starts at the oldest one still on disk.
+      const fresh = this.#fresh && this.#deliveredBatches === 0
+      this.#logger[fresh ? 'info' : 'error'](
+        { sink: this.#sink.name, cursor: this.#cursor, oldest },
+        fresh ? 'DeliveryCursorStartedAtOldest' : 'DeliveryEventsSkipped',
+      )
+      await this.#advance(oldest)
+    }
+    this.#reader = this.#openReader(this.#cursor)
+    return this.#reader
+  }
+
+  async #closeReader(): Promise<void> {
+    const reader = this.#reader
+    this.#reader = undefined
+    try {
+      await reader?.close()
+    } catch (error) {
+      this.#logger.warn({ sink: this.#sink.name, err: error }, 'WalReaderCloseFailed')
+    }
+  }
+
+  /** Waits for the head to pass `position`, at most `timeoutMs`, or until stop() nudges. */
+  async #waitForHead(position: number, timeoutMs: number): Promise<void> {
+    await Promise.race([this.#state.waitForHeadBeyond(position, timeoutMs), this.#nudge.promise])
+  }
+
+  #wake(): void {
+    this.#nudge.resolve()
+    this.#nudge = Promise.withResolvers<void>()
+  }
+
+  #fail(error: Error): void {
+    this.#lastError = error.message
+    this.#lastErrorAt = Date.now()
+  }
+}
+
+/** See the header: the position up to which events [0, j) of the batch cover whole records. */
+function safeBoundary(batch: Batch, j: number): number {
+  return j >= batch.events.length ? batch.to : batch.recordStart[j]
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
+}

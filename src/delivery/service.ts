@@ -1,0 +1,189 @@
+/**
+ * Everything the delivery thread owns, without the thread: the configured sinks (slot = index in
+ * `config.sinks`), one DeliveryLoop per sink, the dead-letter store of delivery, and the query
+ * backend of the first store. `worker.ts` puts it behind a message port; tests may use it directly.
+ */
+import { join } from 'node:path'
+import type { Config } from '../config/schema.ts'
+import { isSpillwayError, spillwayError } from '../errors.ts'
+import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../query/types.ts'
+import { type ClosableQueryBackend, createQueryBackend, createSink } from '../sinks/registry.ts'
+import type { Sink } from '../sinks/sink.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { MAX_SINKS, type WalSharedState } from '../wal/shared-state.ts'
+import type { BackoffOptions } from './backoff.ts'
+import { CursorFile } from './cursor-file.ts'
+import { DeadLetterStore } from './dead-letter.ts'
+import { DeliveryLoop, type DeliveryStats } from './loop.ts'
+
+export interface DeliveryServiceOptions {
+  readonly config: Config
+  readonly state: WalSharedState
+  readonly logger: Logger
+  /** Largest WAL record the reader accepts (the writer's limit). */
+  readonly maxRecordBytes: number
+  /** Ready-made sinks, one per `config.sinks` entry (tests); default: the registry's. */
+  readonly sinks?: readonly Sink[]
+  readonly backoff?: BackoffOptions
+}
+
+export interface SinkReadiness {
+  readonly ok: boolean
+  readonly error?: string
+}
+
+export interface ReadyReport {
+  readonly ok: boolean
+  readonly sinks: Record<string, SinkReadiness>
+}
+
+export class DeliveryService implements QueryBackend {
+  readonly #sinks: readonly Sink[]
+  readonly #loops: readonly DeliveryLoop[]
+  readonly #query: ClosableQueryBackend
+  readonly #deadLetter: DeadLetterStore
+  readonly #logger: Logger
+  #stopping: Promise<void> | undefined
+
+  private constructor(
+    sinks: readonly Sink[],
+    loops: readonly DeliveryLoop[],
+    deadLetter: DeadLetterStore,
+    logger: Logger,
+  ) {
+    this.#sinks = sinks
+    this.#loops = loops
+    this.#deadLetter = deadLetter
+    this.#logger = logger
+    this.#query = createQueryBackend(sinks)
+  }
+
+  /**
+   * Opens every sink and publishes every cursor; resolves when all are published (delivery then
+   * runs in the background). If a sink cannot open or its cursor cannot be read, everything
+   * opened is closed again and the error names the sink.
+   */
+  static async start(options: DeliveryServiceOptions): Promise<DeliveryService> {
+    const { config, state, logger } = options
+    const names = config.sinks
+    if (names.length > MAX_SINKS) {
+      throw spillwayError(
+        'SPW_ERR_CONFIG_INVALID',
+        `at most ${MAX_SINKS} sinks are supported, got ${names.length}`,
+      )
+    }
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i)
+    if (duplicate)
+      throw spillwayError('SPW_ERR_CONFIG_INVALID', `sink "${duplicate}" is listed twice in sinks`)
+    const sinks = options.sinks ?? names.map((name) => createSink(name, config, logger))
+    if (sinks.length !== names.length) throw new TypeError('one sink per config.sinks entry is required')
+
+    const deadLetter = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'delivery' })
+    const cursorDir = join(config.dataDir, 'cursors')
+    const loops = sinks.map(
+      (sink, slot) =>
+        new DeliveryLoop({
+          sink,
+          slot,
+          state,
+          walDir: join(config.dataDir, 'wal'),
+          cursorFile: sink.loadCursor ? undefined : new CursorFile(cursorDir, sink.name),
+          deadLetter,
+          batchRows: config.deliveryBatchRows,
+          batchBytes: config.deliveryBatchBytes,
+          lingerMs: config.deliveryLingerMs,
+          maxRecordBytes: options.maxRecordBytes,
+          logger: logger.child({ component: 'delivery' }),
+          backoff: options.backoff,
+        }),
+    )
+
+    const opened: Sink[] = []
+    try {
+      await Promise.all(
+        sinks.map(async (sink) => {
+          await sink.open().catch((error) => {
+            throw sinkError(sink, 'did not open', error)
+          })
+          opened.push(sink)
+        }),
+      )
+      for (const loop of loops) {
+        await loop.start().catch((error) => {
+          throw sinkError(loop.sink, 'has no readable cursor', error)
+        })
+      }
+    } catch (error) {
+      await Promise.all(loops.map((loop) => loop.stop({ drain: false })))
+      await Promise.all(opened.map((sink) => sink.close().catch(() => {})))
+      await deadLetter.close().catch(() => {})
+      throw error
+    }
+    return new DeliveryService(sinks, loops, deadLetter, logger)
+  }
+
+  /** Each sink's published start cursor (after `start`), by name. */
+  cursors(): Record<string, number> {
+    return Object.fromEntries(this.#loops.map((loop) => [loop.sink.name, loop.cursor]))
+  }
+
+  totals(query: MetricsQuery): Promise<Totals> {
+    return this.#query.totals(query)
+  }
+
+  groups(query: MetricsQuery & { readonly group_by: GroupBy }): Promise<MetricsRow[]> {
+    return this.#query.groups(query)
+  }
+
+  /** Pings every sink, each bounded by `timeoutMs`. */
+  async ready(timeoutMs = 2000): Promise<ReadyReport> {
+    const results = await Promise.all(
+      this.#sinks.map(async (sink): Promise<[string, SinkReadiness]> => {
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+        })
+        try {
+          await Promise.race([sink.ping(), timeout])
+          return [sink.name, { ok: true }]
+        } catch (error) {
+          return [sink.name, { ok: false, error: (error as Error)?.message ?? String(error) }]
+        } finally {
+          clearTimeout(timer)
+        }
+      }),
+    )
+    return { ok: results.every(([, r]) => r.ok), sinks: Object.fromEntries(results) }
+  }
+
+  stats(): DeliveryStats[] {
+    return this.#loops.map((loop) => loop.stats())
+  }
+
+  /**
+   * drain: deliver up to the durable head as of now, then close the sinks. A later call without
+   * drain cuts a running drain short (retry waits end, nothing more is written).
+   */
+  stop(options: { drain: boolean }): Promise<void> {
+    const stopped = Promise.all(this.#loops.map((loop) => loop.stop(options)))
+    this.#stopping ??= (async () => {
+      await stopped
+      await this.#query
+        .close?.()
+        .catch((error) => this.#logger.warn({ err: error }, 'QueryBackendCloseFailed'))
+      for (const sink of this.#sinks) {
+        await sink
+          .close()
+          .catch((error) => this.#logger.warn({ sink: sink.name, err: error }, 'SinkCloseFailed'))
+      }
+      await this.#deadLetter.close()
+    })()
+    return this.#stopping
+  }
+}
+
+function sinkError(sink: Sink, what: string, error: unknown): Error {
+  if (isSpillwayError(error)) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${sink.name} ${what}: ${message}`, { cause: error })
+}

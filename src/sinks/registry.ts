@@ -1,0 +1,55 @@
+/**
+ * Sink names (as in `SPILLWAY_SINKS` / `--sinks`) → sink instances, and the query backend of the
+ * first sink in the list that is a store (the one that answers `GET /metrics`). Adding a sink
+ * means one case here and one value in the config schema's `sinks` list.
+ */
+import { join } from 'node:path'
+import type { Config } from '../config/schema.ts'
+import { spillwayError } from '../errors.ts'
+import { DuckDbQueryBackend } from '../query/duckdb.ts'
+import type { QueryBackend } from '../query/types.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { DuckDbSink } from './duckdb/sink.ts'
+import { MemoryQueryBackend } from './memory/query.ts'
+import { MemorySink } from './memory/sink.ts'
+import type { Sink } from './sink.ts'
+
+export function createSink(name: string, config: Config, logger: Logger): Sink {
+  switch (name) {
+    case 'duckdb':
+      return new DuckDbSink({
+        path: config.duckdbPath || join(config.dataDir, 'spillway.duckdb'),
+        name,
+        logger: logger.child({ sink: name }),
+      })
+    case 'memory':
+      return new MemorySink({ name })
+    default:
+      throw spillwayError('SPW_ERR_CONFIG_INVALID', `unknown sink "${name}"; known sinks: duckdb, memory`)
+  }
+}
+
+/** A query backend that may hold resources of its own (a connection). */
+export type ClosableQueryBackend = QueryBackend & { close?(): Promise<void> }
+
+/**
+ * The query backend of the first sink that is a store; one that always fails when there is none.
+ * Build it from the sinks the delivery thread owns: the backend borrows the sink's database.
+ */
+export function createQueryBackend(sinks: readonly Sink[]): ClosableQueryBackend {
+  for (const sink of sinks) {
+    if (sink instanceof DuckDbSink) return new DuckDbQueryBackend(sink)
+    if (sink instanceof MemorySink) return new MemoryQueryBackend(sink)
+  }
+  return noStore(sinks.map((s) => s.name))
+}
+
+function noStore(names: readonly string[]): QueryBackend {
+  const fail = async (): Promise<never> => {
+    throw spillwayError(
+      'SPW_ERR_QUERY_FAILED',
+      `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb`,
+    )
+  }
+  return { totals: fail, groups: fail }
+}
