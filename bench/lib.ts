@@ -1,0 +1,100 @@
+/**
+ * Shared pieces of the benchmarks: start a server as a child process, drive it with wrk, parse
+ * wrk's report. Every benchmark measures its baseline in the same run and reports ratios, because
+ * these machines are shared and noisy.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { type ServerProcess, startServerProcess } from '../test/helpers/server-process.ts'
+
+const run = promisify(execFile)
+export const BENCH_DIR = new URL('./', import.meta.url).pathname
+
+export interface WrkResult {
+  readonly requestsPerSec: number
+  readonly requests: number
+  readonly non2xx: number
+  readonly socketErrors: string | null
+  readonly latencyMs: { p50: number; p90: number; p99: number }
+}
+
+export async function ensureWrk(): Promise<void> {
+  await run('bash', [join(BENCH_DIR, '../scripts/ensure-wrk.sh')])
+}
+
+export async function wrk(
+  url: string,
+  script: string,
+  opts: { seconds: number; connections: number; threads?: number; env?: Record<string, string> },
+): Promise<WrkResult> {
+  const { stdout } = await run(
+    'wrk',
+    [
+      '-t',
+      String(opts.threads ?? 1),
+      '-c',
+      String(opts.connections),
+      '-d',
+      `${opts.seconds}s`,
+      '--latency',
+      '-s',
+      join(BENCH_DIR, 'wrk', script),
+      url,
+    ],
+    { env: { ...process.env, ...opts.env }, maxBuffer: 1 << 20 },
+  )
+  const num = (re: RegExp) => Number(stdout.match(re)?.[1] ?? Number.NaN)
+  const ms = (pct: string) => {
+    const m = stdout.match(new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s)`))
+    if (!m) return Number.NaN
+    const v = Number(m[1])
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
+  }
+  return {
+    requestsPerSec: num(/Requests\/sec:\s+([\d.]+)/),
+    requests: num(/(\d+) requests in/),
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
+    socketErrors: stdout.match(/Socket errors: (.*)/)?.[1] ?? null,
+    latencyMs: { p50: ms('50'), p90: ms('90'), p99: ms('99') },
+  }
+}
+
+export async function startBaseline(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const proc = spawn(process.execPath, [join(BENCH_DIR, 'baseline-server.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).url))
+    proc.once('exit', (code) => reject(new Error(`baseline exited ${code}`)))
+  })
+  return {
+    url,
+    stop: async () => {
+      proc.kill('SIGTERM')
+      await new Promise((r) => proc.once('exit', r))
+    },
+  }
+}
+
+export async function startSpillway(
+  env: Record<string, string> = {},
+): Promise<ServerProcess & { dataDir: string }> {
+  const dataDir = await mkdtemp(join(process.env['BENCH_TMP'] ?? tmpdir(), 'spillway-bench-'))
+  const server = await startServerProcess(dataDir, { LOG_LEVEL: 'warn', ...env })
+  return Object.assign(server, { dataDir })
+}
+
+export async function stopGracefully(server: ServerProcess): Promise<void> {
+  server.kill('SIGTERM')
+  const { code } = await server.exited()
+  if (code !== 0) throw new Error(`server exited ${code}; see ${server.logFile}`)
+}
+
+export function machine(): string {
+  return `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}`
+}
+
+export const round = (n: number, digits = 0) => Number(n.toFixed(digits))

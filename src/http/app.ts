@@ -1,0 +1,164 @@
+/**
+ * The HTTP API (DESIGN §2). Routes are thin: admission, body, then the ingestor or the query
+ * backend. Every answer is JSON, every error is `{"error": "<one sentence>"}` with the status of
+ * its SpillwayError.
+ */
+import { randomUUID } from 'node:crypto'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify'
+import type { Config } from '../config/schema.ts'
+import { isSpillwayError, spillwayError } from '../errors.ts'
+import type { IntakeContext } from '../intake/types.ts'
+import type { QueryBackend } from '../query/types.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { parseJsonBody, type RawBody, registerBodyParsers } from './body.ts'
+import type { Ingestor } from './ingest.ts'
+import { parseMetricsQuery } from './metrics-query.ts'
+import { openapiDocument } from './openapi.ts'
+
+export interface Readiness {
+  readonly ok: boolean
+  readonly error?: string
+  readonly details?: Record<string, unknown>
+}
+
+export interface AppDeps {
+  readonly config: Config
+  readonly ingestor: Ingestor
+  readonly query: QueryBackend
+  readonly readiness: () => Promise<Readiness>
+  readonly logger: Logger
+}
+
+const RETRY_AFTER_SECONDS = '1'
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, ingestor, query, logger } = deps
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.maxBatchBytes,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 75_000,
+    connectionTimeout: 60_000,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  })
+  registerBodyParsers(app)
+  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply, logger))
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}; see /docs` })
+  })
+
+  await app.register(swagger, { mode: 'static', specification: { document: openapiDocument as never } })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => openapiDocument)
+
+  const wantsDurable = (request: FastifyRequest) => {
+    const wait = (request.query as Record<string, unknown>)['wait']
+    if (wait === undefined || wait === 'true' || wait === '1') return config.ack === 'durable'
+    if (wait === 'false' || wait === '0') return false
+    throw spillwayError(
+      'SPW_ERR_INTAKE_INVALID',
+      `wait must be true or false, got "${String(wait).slice(0, 40)}"`,
+    )
+  }
+  const context = (request: FastifyRequest): IntakeContext => {
+    const key = request.headers['idempotency-key']
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 128)) {
+      throw spillwayError(
+        'SPW_ERR_INTAKE_INVALID',
+        'Idempotency-Key must be one non-empty value of at most 128 characters',
+      )
+    }
+    return key === undefined ? { receivedAt: Date.now() } : { receivedAt: Date.now(), idempotencyKey: key }
+  }
+  // Admission runs before the body is read, so a refused request costs almost nothing.
+  const admit = async () => ingestor.admit()
+
+  app.post('/events', { bodyLimit: config.maxBodyBytes, onRequest: admit }, async (request, reply) => {
+    const raw = requireBody(request.body)
+    const durable = wantsDurable(request)
+    const eventId = await ingestor.acceptEvent(parseJsonBody(raw), context(request), durable)
+    reply.code(202)
+    return { status: 'accepted', event_id: eventId }
+  })
+
+  const batch = async (request: FastifyRequest, reply: FastifyReply) => {
+    const raw = requireBody(request.body)
+    const durable = wantsDurable(request)
+    const outcome = await ingestor.acceptBatch(raw.bytes, raw.ndjson, context(request), durable)
+    if (outcome.accepted === 0 && outcome.duplicates === 0) {
+      reply.code(400)
+      return { error: `all ${outcome.rejected.length} events were rejected`, ...outcome }
+    }
+    reply.code(202)
+    return outcome
+  }
+  app.post('/events/batch', { bodyLimit: config.maxBatchBytes, onRequest: admit }, batch)
+  app.post('/events/bulk', { bodyLimit: config.maxBatchBytes, onRequest: admit }, batch)
+
+  app.get('/metrics', async (request) => {
+    const q = parseMetricsQuery(request.query as Record<string, unknown>)
+    const range = { ...(q.from !== undefined && { from: q.from }), ...(q.to !== undefined && { to: q.to }) }
+    if (q.group_by === undefined) {
+      const totals = await query.totals(q)
+      return { event_name: q.event_name, ...range, ...totals }
+    }
+    const data = await query.groups({ ...q, group_by: q.group_by })
+    return { event_name: q.event_name, ...range, grouped_by: q.group_by, data }
+  })
+
+  app.get('/health', async () => ({ status: 'healthy' }))
+  app.get('/ready', async (_request, reply) => {
+    const state = await deps.readiness()
+    if (state.ok) return { status: 'ready', ...(state.details && { details: state.details }) }
+    reply.code(503).header('retry-after', RETRY_AFTER_SECONDS)
+    return {
+      status: 'not ready',
+      error: state.error ?? 'not ready',
+      ...(state.details && { details: state.details }),
+    }
+  })
+
+  return app
+}
+
+function requireBody(body: unknown): RawBody {
+  if (body === undefined || body === null) {
+    throw spillwayError(
+      'SPW_ERR_INTAKE_BAD_JSON',
+      'body is empty; send JSON with Content-Type: application/json',
+    )
+  }
+  return body as RawBody
+}
+
+function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, logger: Logger) {
+  if (isSpillwayError(error)) {
+    if (error.statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    if (error.statusCode >= 500)
+      logger.warn({ err: error, reqId: request.id, url: request.url }, 'request refused')
+    return reply.code(error.statusCode).send({ error: error.message })
+  }
+  // fastify's own errors: map the ones a client can cause to clear messages.
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return reply.code(413).send({ error: `body is larger than ${request.routeOptions.bodyLimit} bytes` })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return reply
+        .code(415)
+        .send({ error: 'Content-Type is missing or not supported; send application/json' })
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return reply.code(400).send({ error: 'Content-Length does not match the body' })
+  }
+  const status = error.statusCode ?? 500
+  if (status < 500) return reply.code(status).send({ error: error.message })
+  logger.error({ err: error, reqId: request.id, url: request.url }, 'request failed')
+  return reply.code(500).send({ error: 'internal error; the event was not accepted, retry' })
+}

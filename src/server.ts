@@ -1,0 +1,109 @@
+/**
+ * The composition root: recover the WAL, start delivery, open the API. Start order matters:
+ * 1. the delivery thread opens every sink and publishes each sink's committed cursor;
+ * 2. the WAL recovers (truncating a torn tail) and starts no lower than the highest cursor, so a
+ *    new record can never get a position a sink already counts as delivered;
+ * 3. only then does the API listen, so a 202 is never given before recovery finished.
+ * Shutdown runs the same way backwards: stop accepting, flush the WAL, drain delivery, exit.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { maxRecordBytes } from './config/derived.ts'
+import type { Config } from './config/schema.ts'
+import { DeadLetterStore } from './delivery/dead-letter.ts'
+import { DeliveryHost } from './delivery/host.ts'
+import { buildApp } from './http/app.ts'
+import { Ingestor } from './http/ingest.ts'
+import type { Logger } from './telemetry/logger.ts'
+import { WalSharedState } from './wal/shared-state.ts'
+import { WalWriter } from './wal/writer.ts'
+
+export interface RunningServer {
+  readonly app: FastifyInstance
+  readonly wal: WalWriter
+  readonly delivery: DeliveryHost
+  /** The bound API address, e.g. http://127.0.0.1:8080 */
+  readonly url: string
+  /** Stop accepting, flush, drain delivery (bounded by shutdownTimeoutMs). */
+  close(): Promise<void>
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true })
+  const state = new WalSharedState()
+  const delivery = await DeliveryHost.start({ config, state, logger })
+  let highestCursor = 0
+  for (let slot = 0; slot < config.sinks.length; slot++)
+    highestCursor = Math.max(highestCursor, state.cursor(slot))
+
+  const wal = new WalWriter(
+    {
+      dir: join(config.dataDir, 'wal'),
+      segmentBytes: config.walSegmentBytes,
+      groupCommitBytes: config.walGroupCommitBytes,
+      groupCommitDelayMs: config.walGroupCommitDelayMs,
+      maxRecordBytes: maxRecordBytes(config),
+    },
+    state,
+    logger.child({ component: 'wal' }),
+  )
+  const recovery = await wal.open({ minHead: highestCursor })
+  logger.info({ recovery }, 'WalRecovered')
+
+  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'intake' })
+  const ingestor = new Ingestor(wal, config, deadLetters)
+  let recovered = true
+  const app = await buildApp({
+    config,
+    ingestor,
+    query: delivery,
+    logger,
+    readiness: async () => {
+      if (!recovered) return { ok: false, error: 'WAL recovery has not finished' }
+      const sinks = await delivery.ready()
+      if (sinks.ok) return { ok: true }
+      const failing = Object.entries(sinks.sinks)
+        .filter(([, s]) => !s.ok)
+        .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
+      return { ok: false, error: failing.join('; '), details: { sinks: sinks.sinks } }
+    },
+  })
+
+  // Segments every sink has passed are deleted; checked on a timer, off the request path.
+  const sweeper = setInterval(() => {
+    const min = state.minCursor(config.sinks.length)
+    if (min > 0) {
+      wal.deleteDelivered(min).catch((error) => logger.warn({ err: error }, 'WalSegmentDeleteFailed'))
+    }
+  }, 1000)
+  sweeper.unref()
+
+  const address = await app.listen({ port: config.httpPort, host: config.host })
+  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
+  logger.info({ url, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir }, 'ServerStarted')
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      recovered = false
+      ingestor.close()
+      await app.close()
+      await wal.close()
+      clearInterval(sweeper)
+      // Drain what the WAL holds, but not past the shutdown budget: anything left is durable in
+      // the WAL and delivered after the next start, so stopping early loses nothing.
+      const drained = delivery.stop({ drain: true })
+      const timer = new Promise<'timeout'>((resolve) =>
+        setTimeout(resolve, config.shutdownTimeoutMs, 'timeout').unref(),
+      )
+      if ((await Promise.race([drained, timer])) === 'timeout') {
+        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'DeliveryDrainTimedOut')
+        await delivery.stop({ drain: false })
+      }
+      logger.info('ServerStopped')
+    })()
+    return closing
+  }
+  return { app, wal, delivery, url, close }
+}
