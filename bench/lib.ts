@@ -83,7 +83,7 @@ export async function startSpillway(
   env: Record<string, string> = {},
 ): Promise<ServerProcess & { dataDir: string }> {
   const dataDir = await mkdtemp(join(process.env['BENCH_TMP'] ?? tmpdir(), 'spillway-bench-'))
-  const server = await startServerProcess(dataDir, { LOG_LEVEL: 'warn', ...env })
+  const server = await startServerProcess(dataDir, env)
   return Object.assign(server, { dataDir })
 }
 

@@ -142,6 +142,9 @@ function coerce(spec: OptionSpec, value: unknown): Coerced {
     }
     case 'string': {
       if (typeof value !== 'string') return { problem: `expected a string, got ${JSON.stringify(value)}` }
+      if (spec.pattern && !new RegExp(spec.pattern.source).test(value)) {
+        return { problem: `expected ${spec.pattern.means}, got ${JSON.stringify(value)}` }
+      }
       return value
     }
   }

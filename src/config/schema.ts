@@ -15,6 +15,8 @@ export interface OptionSpec {
   readonly min?: number
   readonly max?: number
   readonly values?: readonly string[]
+  /** For strings: a regular expression the value must match, and what it means. */
+  readonly pattern?: { readonly source: string; readonly means: string }
 }
 
 const KiB = 1024
@@ -193,7 +195,7 @@ export const OPTIONS = {
     min: 1,
     env: ['SPILLWAY_DELIVERY_BATCH_ROWS'],
     flag: 'delivery-batch-rows',
-    doc: 'Most events a sink receives in one batch.',
+    doc: 'Most events a sink receives in one batch; one batch request is never split, so a request bigger than this goes alone.',
   },
   deliveryBatchBytes: {
     type: 'int',
@@ -217,6 +219,26 @@ export const OPTIONS = {
     env: ['SPILLWAY_DUCKDB_PATH'],
     flag: 'duckdb-path',
     doc: 'DuckDB database file (default: `<data-dir>/spillway.duckdb`).',
+  },
+  duckdbThreads: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: 256,
+    env: ['SPILLWAY_DUCKDB_THREADS'],
+    flag: 'duckdb-threads',
+    doc: 'Threads DuckDB may use for loading and queries; 1 leaves the other cores to the HTTP thread.',
+  },
+  duckdbMemoryLimit: {
+    type: 'string',
+    default: '1GB',
+    pattern: {
+      source: '^\\d+(\\.\\d+)?\\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$',
+      means: 'a size such as 512MB or 2GB',
+    },
+    env: ['SPILLWAY_DUCKDB_MEMORY_LIMIT'],
+    flag: 'duckdb-memory-limit',
+    doc: "DuckDB's memory_limit (bounded memory, G4), e.g. 512MB, 2GB.",
   },
   shutdownTimeoutMs: {
     type: 'int',

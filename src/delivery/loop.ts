@@ -6,8 +6,9 @@
  * first record — whichever comes first. The linger is only spent when the log has nothing more to
  * give: under load, records are already durable when the loop asks, so batches fill at once.
  * WAL records are indivisible (a batch request is one record, a cursor is a record boundary), so
- * the records read may hold more than `batchRows` events; the sink then gets them in pieces of at
- * most `batchRows`.
+ * the sink gets pieces of whole records of at most `batchRows` events — one record bigger than
+ * that goes alone — and each piece carries the records' NDJSON as it is for sinks that load it
+ * natively; events are decoded in JavaScript only for sinks that read them.
  *
  * Verdicts. `delivered` → the cursor moves. `retry` (or a throw: a sink bug must not lose data)
  * → the same piece again after a capped, jittered backoff that honours the sink's `afterMs`;
@@ -16,17 +17,18 @@
  * alone; lone refused events go to the dead-letter store (fsync'd) with the sink's reason, and
  * every other event is delivered.
  *
- * Cursors and pieces. Positions are per WAL record, but one record may hold many events and a
- * piece may end inside a record. Pieces are delivered in log order, so after piece [0, j) of a
- * batch is resolved (delivered or dead-lettered) everything before the record that holds event j
- * is resolved: that record's start — or the batch's end when j is the last event — is the "safe
- * boundary" of the piece. A piece's `to` is its safe boundary, so a transactional sink (one with
- * `loadCursor`) commits with each piece exactly the position up to which nothing is left, never
- * past an event still to come; the loop publishes and (for file-cursor sinks) persists the same
- * boundary as pieces resolve. When the batch ends with dead-lettered events, no sink write
- * carried `batch.to`; a transactional sink then gets an empty batch (`events: []`, `from = to`)
- * whose only effect is to commit the cursor — if it refuses, the loop moves on anyway and those
- * events are only re-dead-lettered after a restart. A crash in the middle redelivers at most the
+ * Cursors and pieces. A record-aligned piece commits its last record's end. Only when a piece is
+ * refused permanently is it decoded and cut inside records, by halving, to isolate the refused
+ * events. Pieces are delivered in log order, so after piece [0, j) of such a split is resolved
+ * (delivered or dead-lettered) everything before the record that holds event j is resolved: that
+ * record's start — or the split's end when j is the last event — is the "safe boundary" of the
+ * piece. A piece's `to` is its safe boundary, so a transactional sink (one with `loadCursor`)
+ * commits with each piece exactly the position up to which nothing is left, never past an event
+ * still to come; the loop publishes and (for file-cursor sinks) persists the same boundary as
+ * pieces resolve. When the batch ends with dead-lettered events, no sink write carried the end;
+ * a transactional sink then gets an empty batch (`events: []`, `from = to`) whose only effect is
+ * to commit the cursor — if it refuses, the loop moves on anyway and those events are only
+ * re-dead-lettered after a restart. A crash in the middle of a split redelivers at most the
  * unresolved rest of a record (at least once; sinks are idempotent on `event_id`).
  *
  * Start. The cursor comes from `sink.loadCursor()`, else the sink's cursor file, else 0 (a new
@@ -115,16 +117,69 @@ const EMPTY_READ_PAUSE_MS = 50
 
 class Stopped extends Error {}
 
+/** A WAL record in a batch; `count` is its number of events (NDJSON lines). */
+interface RecordRef {
+  readonly start: number
+  readonly end: number
+  readonly payload: Buffer
+  readonly count: number
+}
+
+/** What one read cycle collected: whole records, not decoded yet. */
 interface Batch {
   readonly from: number
   to: number
   bytes: number
+  rows: number
+  readonly records: RecordRef[]
+}
+
+/** Records decoded into events, for pieces that must be cut inside records (poison isolation). */
+interface EventBatch {
+  readonly to: number
   readonly events: NormalizedEvent[]
   /** For each event: start of its WAL record, and its index in that record. */
   readonly recordStart: number[]
   readonly indexInRecord: number[]
-  /** Records whose payload did not decode: dead-lettered whole. */
-  readonly undecodable: { start: number; payload: Buffer; error: Error }[]
+}
+
+/**
+ * A piece of whole records. Its NDJSON is the records' payloads as they are; `events` is decoded
+ * on first access only, so a sink that loads NDJSON never pays for JSON.parse in JavaScript.
+ */
+class RecordPiece implements SinkBatch {
+  readonly from: number
+  readonly to: number
+  readonly rows: number
+  readonly ndjson: Buffer | undefined
+  readonly #payload: Buffer
+  readonly #decode: (payload: Buffer) => NormalizedEvent[]
+  #events: NormalizedEvent[] | undefined
+  decodeError: Error | undefined
+
+  constructor(
+    records: readonly RecordRef[],
+    withNdjson: boolean,
+    decode: (payload: Buffer) => NormalizedEvent[],
+  ) {
+    this.from = records[0].start
+    this.to = records[records.length - 1].end
+    this.rows = records.reduce((n, r) => n + r.count, 0)
+    this.#payload = records.length === 1 ? records[0].payload : Buffer.concat(records.map((r) => r.payload))
+    this.ndjson = withNdjson ? this.#payload : undefined
+    this.#decode = decode
+  }
+
+  get events(): NormalizedEvent[] {
+    if (this.#events) return this.#events
+    try {
+      this.#events = this.#decode(this.#payload)
+    } catch (error) {
+      this.decodeError = error as Error
+      throw error
+    }
+    return this.#events
+  }
 }
 
 export class DeliveryLoop {
@@ -323,22 +378,14 @@ export class DeliveryLoop {
       return null
     }
     const reader = await this.#readerAtCursor()
-    const batch: Batch = {
-      from: this.#cursor,
-      to: this.#cursor,
-      bytes: 0,
-      events: [],
-      recordStart: [],
-      indexInRecord: [],
-      undecodable: [],
-    }
+    const batch: Batch = { from: this.#cursor, to: this.#cursor, bytes: 0, rows: 0, records: [] }
     const lingerUntil = Date.now() + this.#lingerMs
     for (;;) {
       if (this.#abort.signal.aborted) throw new Stopped()
       const records = await reader.read(Math.max(1, this.#batchBytes - batch.bytes), limit)
       for (const record of records) this.#add(batch, record)
       batch.to = Math.max(batch.to, reader.position)
-      if (batch.events.length >= this.#batchRows || batch.bytes >= this.#batchBytes) break
+      if (batch.rows >= this.#batchRows || batch.bytes >= this.#batchBytes) break
       const available = (this.#drainTarget ?? this.#state.durableHead) > reader.position
       if (records.length === 0) {
         if (batch.to > batch.from) break
@@ -356,43 +403,105 @@ export class DeliveryLoop {
   }
 
   #add(batch: Batch, record: WalRecord): void {
+    const count = countLines(record.payload)
     batch.bytes += record.end - record.start
-    let events: NormalizedEvent[]
-    try {
-      events = this.#decode(record.payload)
-    } catch (error) {
-      batch.undecodable.push({ start: record.start, payload: record.payload, error: error as Error })
-      return
-    }
-    for (let i = 0; i < events.length; i++) {
-      batch.events.push(events[i])
-      batch.recordStart.push(record.start)
-      batch.indexInRecord.push(i)
-    }
+    batch.rows += count
+    batch.records.push({ start: record.start, end: record.end, payload: record.payload, count })
   }
 
+  /** Cuts the batch into pieces of whole records, at most `batchRows` events each (a bigger record alone). */
   async #deliver(batch: Batch): Promise<void> {
-    if (batch.undecodable.length > 0) {
-      await this.#deadLetterEntries(
-        batch.undecodable.map((u) => ({
-          at: Date.now(),
-          sink: this.#sink.name,
-          reason: `WAL record does not decode: ${u.error.message}`,
-          position: u.start,
-          event: u.payload.toString('utf8'),
-        })),
-      )
-    }
-    const n = batch.events.length
-    for (let i = 0; i < n; i += this.#batchRows) {
-      await this.#deliverRange(batch, i, Math.min(n, i + this.#batchRows))
+    const records = batch.records
+    for (let k = 0; k < records.length; ) {
+      let rows = records[k].count
+      let m = k + 1
+      while (m < records.length && rows + records[m].count <= this.#batchRows) rows += records[m++].count
+      await this.#deliverRecords(records.slice(k, m))
+      k = m
     }
     if (this.#sink.loadCursor && this.#sinkCursor < batch.to) await this.#commitOnly(batch.to)
     await this.#advance(batch.to)
   }
 
+  async #deliverRecords(records: readonly RecordRef[]): Promise<void> {
+    const piece = new RecordPiece(records, this.#sink.acceptsNdjson === true, this.#decode)
+    if (piece.rows === 0) return
+    if (!piece.ndjson) {
+      // The sink reads events: decode here, so a record that does not decode is caught now.
+      try {
+        void piece.events
+      } catch {
+        await this.#isolate(records)
+        return
+      }
+    }
+    const started = performance.now()
+    const verdict = await this.#writeUntilAnswered(piece)
+    if (verdict.kind === 'delivered') {
+      this.#delivered(piece, piece.rows, started)
+      await this.#advance(piece.to)
+      return
+    }
+    // Refused as a whole: decode it record by record and find the refused events by halving.
+    this.#refusedBatches++
+    this.#fail(verdict.error)
+    this.#logger.warn({ sink: this.#sink.name, rows: piece.rows, err: verdict.error }, 'SinkBatchRefused')
+    await this.#isolate(records)
+  }
+
+  /** Event-level delivery of whole records; records that do not decode are dead-lettered whole. */
+  async #isolate(records: readonly RecordRef[]): Promise<void> {
+    const batch: EventBatch = {
+      to: records[records.length - 1].end,
+      events: [],
+      recordStart: [],
+      indexInRecord: [],
+    }
+    for (const record of records) {
+      let events: NormalizedEvent[]
+      try {
+        events = this.#decode(record.payload)
+      } catch (error) {
+        await this.#deadLetterEntries([
+          {
+            at: Date.now(),
+            sink: this.#sink.name,
+            reason: `WAL record does not decode: ${(error as Error).message}`,
+            position: record.start,
+            event: record.payload.toString('utf8'),
+          },
+        ])
+        continue
+      }
+      for (let i = 0; i < events.length; i++) {
+        batch.events.push(events[i])
+        batch.recordStart.push(record.start)
+        batch.indexInRecord.push(i)
+      }
+    }
+    const n = batch.events.length
+    if (n === 0) return
+    if (n === 1) {
+      await this.#deliverRange(batch, 0, 1)
+      return
+    }
+    const mid = n >>> 1
+    await this.#deliverRange(batch, 0, mid)
+    await this.#deliverRange(batch, mid, n)
+  }
+
+  #delivered(piece: SinkBatch, rows: number, started: number): void {
+    this.#deliveredRows += rows
+    this.#deliveredBatches++
+    this.#lastDeliveredAt = Date.now()
+    this.#rowsHistogram.observe(rows)
+    this.#latencyHistogram.observe(performance.now() - started)
+    if (this.#sink.loadCursor) this.#sinkCursor = Math.max(this.#sinkCursor, piece.to)
+    this.#logger.debug({ sink: this.#sink.name, rows, from: piece.from, to: piece.to }, 'SinkBatchDelivered')
+  }
+
   /** Delivers events [i, j) of the batch, isolating refused events by halving. */
-  async #deliverRange(batch: Batch, i: number, j: number): Promise<void> {
+  async #deliverRange(batch: EventBatch, i: number, j: number): Promise<void> {
     const piece: SinkBatch = {
       events: batch.events.slice(i, j),
       from: batch.recordStart[i],
@@ -401,17 +510,7 @@ export class DeliveryLoop {
     const started = performance.now()
     const verdict = await this.#writeUntilAnswered(piece)
     if (verdict.kind === 'delivered') {
-      const n = j - i
-      this.#deliveredRows += n
-      this.#deliveredBatches++
-      this.#lastDeliveredAt = Date.now()
-      this.#rowsHistogram.observe(n)
-      this.#latencyHistogram.observe(performance.now() - started)
-      if (this.#sink.loadCursor) this.#sinkCursor = Math.max(this.#sinkCursor, piece.to)
-      this.#logger.debug(
-        { sink: this.#sink.name, rows: n, from: piece.from, to: piece.to },
-        'SinkBatchDelivered',
-      )
+      this.#delivered(piece, j - i, started)
       await this.#advance(piece.to)
       return
     }
@@ -456,6 +555,10 @@ export class DeliveryLoop {
       } catch (error) {
         verdict = { kind: 'retry', error: asError(error) }
       }
+      // A record that does not decode cannot get better by waiting: isolate it instead.
+      if (verdict.kind === 'retry' && piece instanceof RecordPiece && piece.decodeError) {
+        verdict = { kind: 'permanent', error: piece.decodeError }
+      }
       if (verdict.kind !== 'retry') {
         this.#backoff.reset()
         if (this.#phase === 'retrying') this.#phase = this.#drainTarget === null ? 'running' : 'draining'
@@ -468,7 +571,7 @@ export class DeliveryLoop {
       this.#logger.warn(
         {
           sink: this.#sink.name,
-          rows: piece.events.length,
+          rows: piece instanceof RecordPiece ? piece.rows : piece.events.length,
           attempt: this.#backoff.attempt,
           waitMs,
           err: verdict.error,
@@ -548,8 +651,15 @@ export class DeliveryLoop {
 }
 
 /** See the header: the position up to which events [0, j) of the batch cover whole records. */
-function safeBoundary(batch: Batch, j: number): number {
+function safeBoundary(batch: EventBatch, j: number): number {
   return j >= batch.events.length ? batch.to : batch.recordStart[j]
+}
+
+/** Events in an NDJSON payload: one per newline (the intake ends every line with one). */
+function countLines(payload: Buffer): number {
+  let n = 0
+  for (let i = payload.indexOf(10); i !== -1; i = payload.indexOf(10, i + 1)) n++
+  return n
 }
 
 function asError(error: unknown): Error {

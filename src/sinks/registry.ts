@@ -21,6 +21,7 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
         path: config.duckdbPath || join(config.dataDir, 'spillway.duckdb'),
         name,
         logger: logger.child({ sink: name }),
+        settings: { threads: String(config.duckdbThreads), memory_limit: config.duckdbMemoryLimit },
       })
     case 'memory':
       return new MemorySink({ name })

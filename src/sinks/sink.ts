@@ -6,7 +6,15 @@
 import type { NormalizedEvent } from '../intake/types.ts'
 
 export interface SinkBatch {
+  /** The events, in log order. May be empty: the batch then only moves a transactional sink's cursor. */
   readonly events: readonly NormalizedEvent[]
+  /**
+   * The same events as NDJSON bytes straight from the WAL (one line each, in order), present when
+   * the batch covers whole records and the sink declared `acceptsNdjson`. A sink that loads NDJSON
+   * natively (DuckDB's read_ndjson, ClickHouse's JSONEachRow) uses these and never touches
+   * `events`, which is then decoded only on first access.
+   */
+  readonly ndjson?: Buffer
   /** WAL position of the first record in the batch. */
   readonly from: number
   /** WAL position just past the last record: the sink's cursor once this batch is delivered. */
@@ -22,6 +30,8 @@ export type Verdict =
 
 export interface Sink {
   readonly name: string
+  /** The sink can load `SinkBatch.ndjson`; delivery then skips decoding events for it. */
+  readonly acceptsNdjson?: boolean
   open(): Promise<void>
   /**
    * Sinks that commit their cursor in the same transaction as the data (exactly-once on replay)

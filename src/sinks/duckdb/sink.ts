@@ -17,9 +17,20 @@
  * `received_at`, so the range is exact and lets DuckDB skip old row groups). Every later piece
  * takes the direct path. A failed COMMIT is treated the same way (it may have committed).
  *
+ * NDJSON. Delivery hands whole WAL records as NDJSON bytes (`batch.ndjson`); the sink writes them
+ * to a load file beside the database and inserts them with DuckDB's own `read_ndjson` inside the
+ * same transaction — C++ parsing, no JSON.parse and no per-value calls from JavaScript, about
+ * 1.5× the rows/s of the appender on one core. The appender path stays for event batches (replays
+ * and pieces cut to isolate a refused event).
+ *
  * The cursor only moves forward (`greatest`), because pieces inside one record share their `to`.
  * The verdict mapping of DuckDB errors is in verdict.ts.
  */
+
+import { rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { threadId } from 'node:worker_threads'
 import {
   type DuckDBAppender,
   type DuckDBConnection,
@@ -42,6 +53,8 @@ export interface DuckDbSinkOptions {
   readonly logger?: Logger
   /** A ready instance owned by the caller (the sink does not close it, but checkpoints it on close). */
   readonly instance?: DuckDBInstance
+  /** DuckDB settings for an instance the sink opens, e.g. `{ threads: '1', memory_limit: '1GB' }`. */
+  readonly settings?: Record<string, string>
   /** Test seam: runs inside the transaction after rows and cursor are written, before COMMIT. */
   readonly beforeCommit?: (batch: SinkBatch) => void | Promise<void>
 }
@@ -53,6 +66,15 @@ ON CONFLICT (sink) DO UPDATE SET
 
 const STAGE = 'spillway_stage'
 
+/** Columns of a WAL NDJSON line (a NormalizedEvent) as read_ndjson should type them. */
+const NDJSON_COLUMNS = `{event_id: 'VARCHAR', event_name: 'VARCHAR', channel: 'VARCHAR', campaign_id: 'VARCHAR',
+  user_id: 'VARCHAR', timestamp: 'BIGINT', received_at: 'BIGINT', tags: 'VARCHAR[]', metadata: 'JSON'}`
+
+const insertNdjson = (file: string) => `INSERT INTO events
+SELECT event_id, event_name, channel, campaign_id, user_id,
+  make_timestamp("timestamp" * 1000000), make_timestamp(received_at * 1000), tags, metadata
+FROM read_ndjson('${file.replaceAll("'", "''")}', columns = ${NDJSON_COLUMNS}, format = 'newline_delimited')`
+
 const MOVE_STAGED = `INSERT INTO events SELECT s.* FROM ${STAGE} s
 WHERE NOT EXISTS (
   SELECT 1 FROM events e WHERE e.received_at BETWEEN $1 AND $2 AND e.event_id = s.event_id
@@ -60,10 +82,12 @@ WHERE NOT EXISTS (
 
 export class DuckDbSink implements Sink {
   readonly name: string
+  readonly acceptsNdjson = true
   readonly #path: string
   readonly #logger: Logger
   readonly #instance: DuckDBInstance | undefined
   readonly #beforeCommit: DuckDbSinkOptions['beforeCommit']
+  readonly #settings: Record<string, string> | undefined
   readonly #chunks = new EventChunks()
   #handle: DuckDbHandle | null = null
   #connection: DuckDBConnection | null = null
@@ -82,6 +106,7 @@ export class DuckDbSink implements Sink {
     this.#logger = options.logger ?? pino({ level: 'silent' })
     this.#instance = options.instance
     this.#beforeCommit = options.beforeCommit
+    this.#settings = options.settings
   }
 
   /** The database file, or `:memory:`. */
@@ -91,7 +116,9 @@ export class DuckDbSink implements Sink {
 
   async open(): Promise<void> {
     if (this.#handle) return
-    const handle = this.#instance ? borrowedHandle(this.#instance) : await openDuckDb(this.#path)
+    const handle = this.#instance
+      ? borrowedHandle(this.#instance)
+      : await openDuckDb(this.#path, this.#settings)
     try {
       const connection = await handle.connect()
       if (this.#instance) await ensureSchema(connection)
@@ -150,14 +177,16 @@ export class DuckDbSink implements Sink {
         connection?.closeSync()
         await handle.release()
       }
+      rmSync(this.#loadFile(), { force: true })
       this.#logger.info({ path: handle.path }, 'DuckDbSinkClosed')
     })
   }
 
   async #write(batch: SinkBatch): Promise<Verdict> {
     const connection = this.#open()
-    const events = batch.events
-    const replay = this.#replayUpTo !== null && batch.from <= this.#replayUpTo && events.length > 0
+    const replay = this.#replayUpTo !== null && batch.from <= this.#replayUpTo && batch.events.length > 0
+    // Decoded only where needed: the replay and appender paths (a getter on NDJSON batches).
+    const events = replay || !batch.ndjson ? batch.events : []
     let stage = 0
     try {
       // Outside the transaction: a rollback must not drop the staging table under its appender.
@@ -169,6 +198,10 @@ export class DuckDbSink implements Sink {
     try {
       if (replay) {
         stage = await this.#appendReplay(connection, events)
+      } else if (batch.ndjson && batch.ndjson.length > 0) {
+        const file = this.#loadFile()
+        writeFileSync(file, batch.ndjson)
+        await connection.run(insertNdjson(file))
       } else if (events.length > 0) {
         this.#appender ??= await connection.createAppender('events')
         const appender = this.#appender
@@ -203,6 +236,13 @@ export class DuckDbSink implements Sink {
       )
     }
     return delivered
+  }
+
+  /** The NDJSON load file: beside the database file, or in the temp dir for `:memory:`. */
+  #loadFile(): string {
+    const path = this.path
+    const dir = path === ':memory:' ? tmpdir() : dirname(path)
+    return join(dir, `.${this.name}-${process.pid}-${threadId}.load.ndjson`)
   }
 
   /** Stages the events, then moves those not stored yet; returns how many were moved. */

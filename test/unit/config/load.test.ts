@@ -72,6 +72,11 @@ const bad: [string, Parameters<typeof loadConfig>[0], RegExp][] = [
   ['a port out of range', { env: { HTTP_PORT: '70000' } }, /httpPort .*≤ 65535/],
   ['an unknown ack mode', { flags: { ack: 'maybe' } }, /ack \(--ack\): expected one of durable, buffered/],
   ['an unknown sink', { env: { SPILLWAY_SINKS: 'duckdb,mongo' } }, /sinks .*unknown value mongo/],
+  [
+    'a DuckDB memory limit that is not a size',
+    { env: { SPILLWAY_DUCKDB_MEMORY_LIMIT: 'lots' } },
+    /duckdbMemoryLimit .*a size such as 512MB/,
+  ],
   ['a sink listed twice', { env: { SPILLWAY_SINKS: 'duckdb,duckdb' } }, /sinks .*twice/],
   ['an unknown flag', { flags: { 'htp-port': '1' } }, /unknown flag --htp-port/],
   [

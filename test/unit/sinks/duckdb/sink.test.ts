@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { type DuckDBConnection, DuckDBDataChunk, DuckDBInstance, VARCHAR } from '@duckdb/node-api'
 import { isSpillwayError } from '../../../../src/errors.ts'
+import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../../src/intake/types.ts'
 import { openDuckDb } from '../../../../src/sinks/duckdb/database.ts'
 import { DuckDbSink, type DuckDbSinkOptions } from '../../../../src/sinks/duckdb/sink.ts'
@@ -370,6 +371,47 @@ test('unicode, quotes, newlines and NUL in strings, tags and nested metadata rou
     `SELECT metadata->>'$.nested.deeper.list[6].k' AS k FROM events WHERE event_id <> 'plain'`,
   )
   assert.equal(json['k'], nasty, 'metadata is queryable JSON')
+})
+
+test('an NDJSON batch is stored exactly as the same events through the appender', async (t) => {
+  const dir = await tempDir(t)
+  const nasty = `héllo "wörld" 'it''s' \\ back\nslash\ttab \u0000nul 😀 𝄞 中文`
+  const events = [
+    event('a', {
+      tags: [nasty, ''],
+      metadata: { nested: { list: [1, 2.5, null, { k: nasty }] } },
+      campaign_id: null,
+    }),
+    event(nasty, { event_name: `ev\n${nasty}`, user_id: `u'${nasty}`, tags: [], metadata: null }),
+    ...makeEvents(3000, 'bulk'),
+  ]
+  const viaEvents = await openSink(t, { path: join(dir, 'events.duckdb') })
+  const viaNdjson = await openSink(t, { path: join(dir, 'ndjson.duckdb') })
+  assert.equal(viaNdjson.acceptsNdjson, true)
+  assert.equal((await viaEvents.write({ events, from: 0, to: 10 })).kind, 'delivered')
+  const ndjson = encodeEvents(events)
+  const batch = {
+    from: 0,
+    to: 10,
+    ndjson,
+    get events(): NormalizedEvent[] {
+      throw new Error('the NDJSON path must not decode events')
+    },
+  }
+  assert.equal((await viaNdjson.write(batch)).kind, 'delivered')
+  const all = 'SELECT * FROM events ORDER BY event_id'
+  assert.deepEqual(await rows(viaNdjson, all), await rows(viaEvents, all))
+  assert.equal(await viaNdjson.loadCursor(), 10)
+})
+
+test('a malformed NDJSON batch is refused as permanent and leaves nothing', async (t) => {
+  const dir = await tempDir(t)
+  const sink = await openSink(t, { path: join(dir, 'db.duckdb') })
+  const ndjson = Buffer.from(`${JSON.stringify(event('ok'))}\n{"event_id": 5, "event_name": null}\n`)
+  const verdict = await sink.write({ from: 0, to: 5, ndjson, events: [] })
+  assert.equal(verdict.kind, 'permanent', JSON.stringify(verdict))
+  assert.equal(await count(sink), 0)
+  assert.equal(await sink.loadCursor(), null)
 })
 
 test('one instance per file per process: openDuckDb shares it and closes it with the last release', async (t) => {
