@@ -16,6 +16,7 @@ import { DeliveryHost } from './delivery/host.ts'
 import { buildApp } from './http/app.ts'
 import { Ingestor } from './http/ingest.ts'
 import type { Logger } from './telemetry/logger.ts'
+import { lockDirectory } from './wal/lock.ts'
 import { WalSharedState } from './wal/shared-state.ts'
 import { WalWriter } from './wal/writer.ts'
 
@@ -31,8 +32,15 @@ export interface RunningServer {
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true })
+  const lock = lockDirectory(config.dataDir)
   const state = new WalSharedState()
-  const delivery = await DeliveryHost.start({ config, state, logger })
+  let delivery: DeliveryHost
+  try {
+    delivery = await DeliveryHost.start({ config, state, logger })
+  } catch (error) {
+    lock.release()
+    throw error
+  }
   let highestCursor = 0
   for (let slot = 0; slot < config.sinks.length; slot++)
     highestCursor = Math.max(highestCursor, state.cursor(slot))
@@ -101,6 +109,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'DeliveryDrainTimedOut')
         await delivery.stop({ drain: false })
       }
+      lock.release()
       logger.info('ServerStopped')
     })()
     return closing
