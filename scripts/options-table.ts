@@ -5,4 +5,7 @@ const rows = Object.entries(OPTIONS).map(([name, o]) => {
   const def = Array.isArray(o.default) ? o.default.join(',') : String(o.default)
   return `| \`${name}\` | \`${o.env.join('`, `')}\` | \`--${o.flag}\` | \`${def === '' ? '(none)' : def}\` | ${o.doc} |`
 })
-process.stdout.write(['| option (config file) | env | flag | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n') + '\n')
+process.stdout.write(
+  ['| option (config file) | env | flag | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n') +
+    '\n',
+)

@@ -14,27 +14,25 @@ export interface DirLock {
 
 export function lockDirectory(dir: string): DirLock {
   const file = join(dir, 'LOCK')
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx')
-      writeSync(fd, `${process.pid}\n`)
-      closeSync(fd)
-      return { release: () => rmSync(file, { force: true }) }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-    const holder = Number.parseInt(readFileSync(file, 'utf8'), 10)
-    if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
-      throw spillwayError(
-        'SPW_ERR_WAL_LOCKED',
-        `${dir} is in use by process ${holder}; one server per data directory (give each its own SPILLWAY_DATA_DIR)`,
-      )
-    }
-    // Stale: its process is gone. Take it over.
-    writeFileSync(file, `${process.pid}\n`)
-    return { release: () => rmSync(file, { force: true }) }
+  const release = () => rmSync(file, { force: true })
+  try {
+    const fd = openSync(file, 'wx')
+    writeSync(fd, `${process.pid}\n`)
+    closeSync(fd)
+    return { release }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   }
-  throw spillwayError('SPW_ERR_WAL_LOCKED', `cannot lock ${dir}`)
+  const holder = Number.parseInt(readFileSync(file, 'utf8'), 10)
+  if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+    throw spillwayError(
+      'SPW_ERR_WAL_LOCKED',
+      `${dir} is in use by process ${holder}; one server per data directory (give each its own SPILLWAY_DATA_DIR)`,
+    )
+  }
+  // Stale: its process is gone (kill -9, power loss). Take it over.
+  writeFileSync(file, `${process.pid}\n`)
+  return { release }
 }
 
 function isAlive(pid: number): boolean {

@@ -29,13 +29,17 @@ test('a directory locked by another live process refuses, naming its pid', async
   writeFileSync(join(d, 'LOCK'), `${other.pid}\n`)
   assert.throws(
     () => lockDirectory(d),
-    (error: unknown) => isSpillwayError(error, 'SPW_ERR_WAL_LOCKED') && error.message.includes(String(other.pid)),
+    (error: unknown) =>
+      isSpillwayError(error, 'SPW_ERR_WAL_LOCKED') && error.message.includes(String(other.pid)),
   )
 })
 
 test('a lock left by a process that is gone (kill -9) is taken over', async (t) => {
   const d = await dir(t)
-  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString()
+  const gone = spawnSync(process.execPath, [
+    '-e',
+    'process.stdout.write(String(process.pid))',
+  ]).stdout.toString()
   writeFileSync(join(d, 'LOCK'), `${gone}\n`)
   const lock = lockDirectory(d)
   lock.release()
