@@ -31,11 +31,34 @@
  * re-dead-lettered after a restart. A crash in the middle of a split redelivers at most the
  * unresolved rest of a record (at least once; sinks are idempotent on `event_id`).
  *
+ * Timeout. A sink write that has not answered after `timeoutMs` counts as `retry` — for the
+ * backoff, the retry counter and the breaker alike — but it is not abandoned, and no second write
+ * is started beside it: a sink never sees two calls from one loop at once, so it need not be
+ * reentrant, and a late answer cannot race a newer write (a late commit of an old cursor over a
+ * newer one, a transaction begun twice on one connection). The call stays outstanding; the next
+ * attempt of the same piece waits for it first (another `timeoutMs`, another retry if it still
+ * has not answered) and takes its answer as its own: a late `delivered` moves the cursor without
+ * sending the piece again, a late `retry` sends it again. If an outstanding call belongs to
+ * another piece (a cursor-only commit), the next write waits for it to settle before it starts.
+ * On stop, the loop waits for an outstanding call up to `timeoutMs` more, then gives up on it and
+ * logs `SinkWriteAbandoned`; its piece was not counted as delivered, so at worst it is delivered
+ * again after the restart (at least once).
+ *
+ * Breaker. Each sink has a circuit breaker (breaker.ts): after `breaker.failures` consecutive
+ * failed attempts (retry, throw, timeout) it opens and no write is attempted for its open period
+ * (doubling while the sink keeps failing); then one trial write decides (half-open). While it is
+ * open the wait before the next attempt is the breaker's rest of the period (or a longer
+ * `afterMs` the sink asked for), not the backoff: the backoff paces the first few failures, the
+ * breaker paces an outage. `SinkBreakerOpened` / `SinkBreakerClosed` are logged, and `stats()`
+ * shows the state and how often it opened.
+ *
  * Start. The cursor comes from `sink.loadCursor()`, else the sink's cursor file, else 0 (a new
  * sink reads from the oldest record still on disk). It is published in the sink's slot of the
  * shared state before `start()` resolves, so the WAL writer (which may not have recovered yet)
  * never deletes a segment this sink still needs and never reuses a position it counts as done.
  */
+
+import { spillwayError } from '../errors.ts'
 import { decodeEvents } from '../intake/serialize.ts'
 import type { NormalizedEvent } from '../intake/types.ts'
 import type { Sink, SinkBatch, Verdict } from '../sinks/sink.ts'
@@ -44,6 +67,7 @@ import { WalReader } from '../wal/reader.ts'
 import type { WalSharedState } from '../wal/shared-state.ts'
 import type { WalRecord } from '../wal/types.ts'
 import { Backoff, type BackoffOptions, sleep } from './backoff.ts'
+import { Breaker, type BreakerOptions, type BreakerState } from './breaker.ts'
 import type { CursorFile } from './cursor-file.ts'
 import type { DeadLetterEntry } from './dead-letter.ts'
 import {
@@ -80,6 +104,9 @@ export interface DeliveryLoopOptions {
   readonly maxRecordBytes: number
   readonly logger: Logger
   readonly backoff?: BackoffOptions
+  /** A sink write not answered after this long counts as `retry` (see the header); default 30 s. */
+  readonly timeoutMs?: number
+  readonly breaker?: BreakerOptions
   /** Payload → events; default: the intake's NDJSON decoder. */
   readonly decode?: (payload: Buffer) => NormalizedEvent[]
 }
@@ -96,7 +123,14 @@ export interface DeliveryStats {
   readonly backlogBytes: number
   readonly deliveredRows: number
   readonly deliveredBatches: number
+  /** Attempts that ended in retry: a retry verdict, a throw, or a timeout. */
   readonly retries: number
+  /** Of those, attempts the sink did not answer within the timeout. */
+  readonly timeouts: number
+  /** The sink's circuit breaker (see breaker.ts). */
+  readonly breaker: BreakerState
+  /** Times the breaker opened since the loop started. */
+  readonly breakerOpens: number
   /** Pieces the sink refused with a permanent verdict (before isolation). */
   readonly refusedBatches: number
   readonly deadLettered: number
@@ -115,7 +149,18 @@ const IDLE_WAIT_MS = 1000
  */
 const EMPTY_READ_PAUSE_MS = 50
 
+export const DEFAULT_DELIVERY_TIMEOUT_MS = 30_000
+
 class Stopped extends Error {}
+
+/** A sink call and the piece it carries; it stays outstanding past its timeout until it settles. */
+interface SinkCall {
+  readonly piece: SinkBatch
+  /** Never rejects: a throw is already a `retry` verdict. */
+  readonly answer: Promise<Verdict>
+}
+
+const TIMED_OUT = Symbol('timed out')
 
 /** A WAL record in a batch; `count` is its number of events (NDJSON lines). */
 interface RecordRef {
@@ -194,6 +239,8 @@ export class DeliveryLoop {
   readonly #lingerMs: number
   readonly #logger: Logger
   readonly #backoff: Backoff
+  readonly #breaker: Breaker
+  readonly #timeoutMs: number
   readonly #decode: (payload: Buffer) => NormalizedEvent[]
 
   #phase: DeliveryPhase = 'new'
@@ -207,11 +254,14 @@ export class DeliveryLoop {
   /** Set by stop({ drain: true }): deliver up to here, then stop. */
   #drainTarget: number | null = null
   readonly #abort = new AbortController()
+  /** The sink call that timed out and has not settled yet (see the header). */
+  #outstanding: SinkCall | undefined
   #nudge = Promise.withResolvers<void>()
 
   #deliveredRows = 0
   #deliveredBatches = 0
   #retries = 0
+  #timeouts = 0
   #refusedBatches = 0
   #deadLettered = 0
   #lastError: string | null = null
@@ -231,6 +281,8 @@ export class DeliveryLoop {
     this.#lingerMs = Math.max(0, options.lingerMs)
     this.#logger = options.logger
     this.#backoff = new Backoff(options.backoff)
+    this.#breaker = new Breaker(options.breaker)
+    this.#timeoutMs = Math.max(1, options.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS)
     this.#decode = options.decode ?? decodeEvents
     if (!options.sink.loadCursor && !options.cursorFile) {
       throw new TypeError(`sink ${options.sink.name} keeps no cursor of its own: a cursorFile is required`)
@@ -294,8 +346,9 @@ export class DeliveryLoop {
 
   /**
    * drain: deliver everything up to the durable head as of now, then stop. Without drain: stop
-   * at once — a running sink write is awaited, a retry wait is cut short, nothing advances past
-   * what was delivered. Resolves when the loop stopped (the sink stays open: its owner closes it).
+   * at once — a running sink write is awaited (at most its timeout, then once more `timeoutMs`
+   * if it was already late), a retry or breaker wait is cut short, nothing advances past what
+   * was delivered. Resolves when the loop stopped (the sink stays open: its owner closes it).
    */
   stop(options: { drain: boolean }): Promise<void> {
     if (this.#phase === 'new') {
@@ -329,6 +382,9 @@ export class DeliveryLoop {
       deliveredRows: this.#deliveredRows,
       deliveredBatches: this.#deliveredBatches,
       retries: this.#retries,
+      timeouts: this.#timeouts,
+      breaker: this.#breaker.state,
+      breakerOpens: this.#breaker.opens,
       refusedBatches: this.#refusedBatches,
       deadLettered: this.#deadLettered,
       lastError: this.#lastError,
@@ -363,6 +419,7 @@ export class DeliveryLoop {
         }
       }
     } finally {
+      await this.#settleOutstanding()
       await this.#closeReader()
       this.#phase = 'stopped'
       this.#logger.info({ sink: this.#sink.name, cursor: this.#cursor }, 'DeliveryStopped')
@@ -545,34 +602,56 @@ export class DeliveryLoop {
     await this.#deliverRange(batch, mid, j)
   }
 
-  /** Writes until the sink answers delivered or permanent; retries wait, the cursor never moves. */
+  /**
+   * Writes until the sink answers delivered or permanent; retries wait, the cursor never moves.
+   * The breaker gates each attempt and, while open, paces them (see the header).
+   */
   async #writeUntilAnswered(piece: SinkBatch): Promise<Exclude<Verdict, { kind: 'retry' }>> {
     for (;;) {
       if (this.#abort.signal.aborted) throw new Stopped()
-      let verdict: Verdict
-      try {
-        verdict = await this.#sink.write(piece)
-      } catch (error) {
-        verdict = { kind: 'retry', error: asError(error) }
+      const closedFor = this.#breaker.waitMs()
+      if (closedFor > 0) {
+        await sleep(closedFor, this.#abort.signal)
+        continue
       }
+      let verdict = await this.#attempt(piece)
       // A record that does not decode cannot get better by waiting: isolate it instead.
       if (verdict.kind === 'retry' && piece instanceof RecordPiece && piece.decodeError) {
         verdict = { kind: 'permanent', error: piece.decodeError }
       }
       if (verdict.kind !== 'retry') {
         this.#backoff.reset()
+        if (this.#breaker.success() === 'closed') {
+          this.#logger.info({ sink: this.#sink.name, opens: this.#breaker.opens }, 'SinkBreakerClosed')
+        }
         if (this.#phase === 'retrying') this.#phase = this.#drainTarget === null ? 'running' : 'draining'
         return verdict
       }
       this.#retries++
       this.#fail(verdict.error)
       this.#phase = 'retrying'
-      const waitMs = this.#backoff.next(verdict.afterMs)
+      const rows = piece instanceof RecordPiece ? piece.rows : piece.events.length
+      if (this.#breaker.failure() === 'opened') {
+        this.#logger.error(
+          {
+            sink: this.#sink.name,
+            failures: this.#breaker.failures,
+            openMs: this.#breaker.periodMs,
+            opens: this.#breaker.opens,
+            err: verdict.error,
+          },
+          'SinkBreakerOpened',
+        )
+      }
+      const openFor = this.#breaker.waitMs()
+      const waitMs =
+        openFor > 0 ? Math.max(openFor, verdict.afterMs ?? 0) : this.#backoff.next(verdict.afterMs)
       this.#logger.warn(
         {
           sink: this.#sink.name,
-          rows: piece instanceof RecordPiece ? piece.rows : piece.events.length,
-          attempt: this.#backoff.attempt,
+          rows,
+          attempt: this.#breaker.failures,
+          breaker: this.#breaker.state,
           waitMs,
           err: verdict.error,
         },
@@ -582,14 +661,75 @@ export class DeliveryLoop {
     }
   }
 
+  /**
+   * One attempt: the answer of a new sink call, or of the outstanding one when it carries this
+   * piece; a `retry` when no answer came within the timeout. Never two calls at once (header).
+   */
+  async #attempt(piece: SinkBatch): Promise<Verdict> {
+    const earlier = this.#outstanding
+    if (earlier && earlier.piece !== piece) {
+      if ((await this.#within(earlier.answer)) === TIMED_OUT) return this.#timedOut()
+      this.#outstanding = undefined
+    }
+    let call = this.#outstanding
+    if (!call) {
+      call = { piece, answer: this.#call(piece) }
+      this.#outstanding = call
+    }
+    const answer = await this.#within(call.answer)
+    if (answer === TIMED_OUT) return this.#timedOut()
+    this.#outstanding = undefined
+    return answer
+  }
+
+  /** sink.write with a throw (even a synchronous one) turned into a retry verdict. */
+  async #call(piece: SinkBatch): Promise<Verdict> {
+    try {
+      return await this.#sink.write(piece)
+    } catch (error) {
+      return { kind: 'retry', error: asError(error) }
+    }
+  }
+
+  async #within<T>(answer: Promise<T>): Promise<T | typeof TIMED_OUT> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(resolve, this.#timeoutMs, TIMED_OUT)
+    })
+    try {
+      return await Promise.race([answer, deadline])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #timedOut(): Verdict {
+    this.#timeouts++
+    return {
+      kind: 'retry',
+      error: spillwayError(
+        'SPW_ERR_SINK_UNAVAILABLE',
+        `sink ${this.#sink.name} did not answer within ${this.#timeoutMs} ms`,
+      ),
+    }
+  }
+
+  /** On stop: give an outstanding call one more timeout to settle, then leave it (header). */
+  async #settleOutstanding(): Promise<void> {
+    const call = this.#outstanding
+    if (!call) return
+    if ((await this.#within(call.answer)) === TIMED_OUT) {
+      this.#logger.warn(
+        { sink: this.#sink.name, from: call.piece.from, to: call.piece.to, timeoutMs: this.#timeoutMs },
+        'SinkWriteAbandoned',
+      )
+    }
+    this.#outstanding = undefined
+  }
+
   /** An empty batch that only commits a transactional sink's cursor (see the header). */
   async #commitOnly(position: number): Promise<void> {
-    let answer: Verdict
-    try {
-      answer = await this.#sink.write({ events: [], from: position, to: position })
-    } catch (error) {
-      answer = { kind: 'retry', error: asError(error) }
-    }
+    const answer = await this.#attempt({ events: [], from: position, to: position })
     if (answer.kind === 'delivered') this.#sinkCursor = position
     else this.#logger.warn({ sink: this.#sink.name, position, err: answer.error }, 'SinkCursorCommitFailed')
   }

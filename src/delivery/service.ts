@@ -12,6 +12,7 @@ import type { Sink } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { MAX_SINKS, type WalSharedState } from '../wal/shared-state.ts'
 import type { BackoffOptions } from './backoff.ts'
+import type { BreakerState } from './breaker.ts'
 import { CursorFile } from './cursor-file.ts'
 import { DeadLetterStore } from './dead-letter.ts'
 import { DeliveryLoop, type DeliveryStats } from './loop.ts'
@@ -30,6 +31,15 @@ export interface DeliveryServiceOptions {
 export interface SinkReadiness {
   readonly ok: boolean
   readonly error?: string
+  /**
+   * Delivery details, present only when something is wrong (the sink does not answer or its
+   * breaker is not closed): the breaker, how often it opened, retries so far, bytes behind.
+   */
+  readonly breaker?: BreakerState
+  readonly breakerOpens?: number
+  readonly retries?: number
+  readonly backlogBytes?: number
+  readonly lastError?: string | null
 }
 
 export interface ReadyReport {
@@ -95,6 +105,12 @@ export class DeliveryService implements QueryBackend {
           maxRecordBytes: options.maxRecordBytes,
           logger: logger.child({ component: 'delivery' }),
           backoff: options.backoff,
+          timeoutMs: config.deliveryTimeoutMs,
+          breaker: {
+            failures: config.breakerFailures,
+            openMs: config.breakerOpenMs,
+            maxOpenMs: config.breakerMaxOpenMs,
+          },
         }),
     )
 
@@ -135,22 +151,35 @@ export class DeliveryService implements QueryBackend {
     return this.#query.groups(query)
   }
 
-  /** Pings every sink, each bounded by `timeoutMs`. */
+  /**
+   * Pings every sink, each bounded by `timeoutMs`. A sink whose breaker is open is not ready even
+   * if it answers the ping: delivery to it is suspended. A sink in trouble gets its delivery
+   * details in the report.
+   */
   async ready(timeoutMs = 2000): Promise<ReadyReport> {
     const results = await Promise.all(
-      this.#sinks.map(async (sink): Promise<[string, SinkReadiness]> => {
-        let timer: NodeJS.Timeout | undefined
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-        })
-        try {
-          await Promise.race([sink.ping(), timeout])
-          return [sink.name, { ok: true }]
-        } catch (error) {
-          return [sink.name, { ok: false, error: (error as Error)?.message ?? String(error) }]
-        } finally {
-          clearTimeout(timer)
-        }
+      this.#sinks.map(async (sink, slot): Promise<[string, SinkReadiness]> => {
+        const ping = await pingWithin(sink, timeoutMs)
+        const stats = this.#loops[slot].stats()
+        if (ping.ok && stats.breaker === 'closed') return [sink.name, { ok: true }]
+        const errors = [
+          ...(ping.ok ? [] : [ping.error]),
+          ...(stats.breaker === 'open'
+            ? [`circuit breaker open (opened ${stats.breakerOpens}×; last error: ${stats.lastError})`]
+            : []),
+        ]
+        return [
+          sink.name,
+          {
+            ok: errors.length === 0,
+            ...(errors.length > 0 && { error: errors.join('; ') }),
+            breaker: stats.breaker,
+            breakerOpens: stats.breakerOpens,
+            retries: stats.retries,
+            backlogBytes: stats.backlogBytes,
+            lastError: stats.lastError,
+          },
+        ]
       }),
     )
     return { ok: results.every(([, r]) => r.ok), sinks: Object.fromEntries(results) }
@@ -179,6 +208,24 @@ export class DeliveryService implements QueryBackend {
       await this.#deadLetter.close()
     })()
     return this.#stopping
+  }
+}
+
+async function pingWithin(
+  sink: Sink,
+  timeoutMs: number,
+): Promise<{ ok: true } | { ok: false; error: string }> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    await Promise.race([sink.ping(), timeout])
+    return { ok: true }
+  } catch (error) {
+    return { ok: false, error: (error as Error)?.message ?? String(error) }
+  } finally {
+    clearTimeout(timer)
   }
 }
 

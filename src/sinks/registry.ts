@@ -10,6 +10,8 @@ import { DuckDbQueryBackend } from '../query/duckdb.ts'
 import type { QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { DuckDbSink } from './duckdb/sink.ts'
+import { httpSinkOptions } from './http/config.ts'
+import { HttpSink } from './http/sink.ts'
 import { MemoryQueryBackend } from './memory/query.ts'
 import { MemorySink } from './memory/sink.ts'
 import type { Sink } from './sink.ts'
@@ -23,10 +25,15 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
         logger: logger.child({ sink: name }),
         settings: { threads: String(config.duckdbThreads), memory_limit: config.duckdbMemoryLimit },
       })
+    case 'http':
+      return new HttpSink(httpSinkOptions(config, name, logger.child({ sink: name })))
     case 'memory':
       return new MemorySink({ name })
     default:
-      throw spillwayError('SPW_ERR_CONFIG_INVALID', `unknown sink "${name}"; known sinks: duckdb, memory`)
+      throw spillwayError(
+        'SPW_ERR_CONFIG_INVALID',
+        `unknown sink "${name}"; known sinks: duckdb, http, memory`,
+      )
   }
 }
 
@@ -36,6 +43,8 @@ export type ClosableQueryBackend = QueryBackend & { close?(): Promise<void> }
 /**
  * The query backend of the first sink that is a store; one that always fails when there is none.
  * Build it from the sinks the delivery thread owns: the backend borrows the sink's database.
+ * Sinks that only forward (http) are skipped: `duckdb,http` and `http,duckdb` both query DuckDB,
+ * and `http` alone answers `GET /metrics` with 503 naming the missing store.
  */
 export function createQueryBackend(sinks: readonly Sink[]): ClosableQueryBackend {
   for (const sink of sinks) {
