@@ -13,9 +13,12 @@ import { maxRecordBytes } from './config/derived.ts'
 import type { Config } from './config/schema.ts'
 import { DeadLetterStore } from './delivery/dead-letter.ts'
 import { DeliveryHost } from './delivery/host.ts'
+import { Admission } from './http/admission.ts'
 import { buildApp } from './http/app.ts'
 import { Ingestor } from './http/ingest.ts'
 import type { Logger } from './telemetry/logger.ts'
+import { ServerMetrics } from './telemetry/metrics.ts'
+import { type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
 import { lockDirectory } from './wal/lock.ts'
 import { WalSharedState } from './wal/shared-state.ts'
 import { WalWriter } from './wal/writer.ts'
@@ -26,6 +29,10 @@ export interface RunningServer {
   readonly delivery: DeliveryHost
   /** The bound API address, e.g. http://127.0.0.1:8080 */
   readonly url: string
+  /** The operations port (Prometheus `GET /metrics`), e.g. http://127.0.0.1:9464 */
+  readonly metricsUrl: string
+  readonly metrics: ServerMetrics
+  readonly admission: Admission
   /** Stop accepting, flush, drain delivery (bounded by shutdownTimeoutMs). */
   close(): Promise<void>
 }
@@ -59,16 +66,74 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const recovery = await wal.open({ minHead: highestCursor })
   logger.info({ recovery }, 'WalRecovered')
 
+  // Bytes not yet delivered to the slowest sink; 0 while a cursor is unknown (still starting).
+  const backlogBytes = () => {
+    const min = state.minCursor(config.sinks.length)
+    return min < 0 ? 0 : Math.max(0, state.durableHead - min)
+  }
+  let ingestor: Ingestor | undefined
+  const admission = new Admission(
+    {
+      maxPendingBytes: config.maxPendingBytes,
+      maxWalBacklogBytes: config.maxWalBacklogBytes,
+      queueSize: config.queueSize,
+    },
+    {
+      queuedEvents: () => ingestor?.pendingEvents ?? 0,
+      walBacklogBytes: backlogBytes,
+      deliveredPosition: () => state.minCursor(config.sinks.length),
+    },
+  )
+  const metrics = new ServerMetrics({
+    queuedEvents: () => ingestor?.pendingEvents ?? 0,
+    wal: () => {
+      const stats = wal.stats
+      return {
+        head: Math.max(0, state.durableHead),
+        backlogBytes: backlogBytes(),
+        pendingBytes: wal.pendingBytes,
+        fsyncs: stats.fsyncs,
+        records: stats.records,
+        bytes: stats.bytes,
+        failedGroups: stats.failedGroups,
+      }
+    },
+    sinkBacklog: () =>
+      config.sinks.map((sink, slot) => {
+        const cursor = state.cursor(slot)
+        return { sink, bytes: cursor < 0 ? 0 : Math.max(0, state.durableHead - cursor) }
+      }),
+    admission: () => admission.state(),
+    delivery: async () => {
+      // A reading that spans a thread restart mixes two generations: skip it.
+      const before = delivery.restarts
+      const stats = await delivery.stats()
+      if (delivery.restarts !== before) return null
+      return { generation: before, running: stats.running, sinks: stats.sinks }
+    },
+  })
+
   const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'intake' })
-  const ingestor = new Ingestor(wal, config, deadLetters)
+  ingestor = new Ingestor(wal, config, deadLetters, metrics)
   let recovered = true
   const app = await buildApp({
     config,
     ingestor,
     query: delivery,
     logger,
+    admission,
+    metrics,
     readiness: async () => {
       if (!recovered) return { ok: false, error: 'WAL recovery has not finished' }
+      const overload = admission.overload()
+      if (overload) {
+        const { bound, value, limit, retryAfterSeconds } = overload
+        return {
+          ok: false,
+          error: overload.message,
+          details: { admission: { bound, value, limit, retryAfterSeconds } },
+        }
+      }
       const sinks = await delivery.ready()
       if (sinks.ok) return { ok: true }
       const failing = Object.entries(sinks.sinks)
@@ -87,9 +152,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }, 1000)
   sweeper.unref()
 
-  const address = await app.listen({ port: config.httpPort, host: config.host })
+  let operations: OperationsServer | undefined
+  let address: string
+  try {
+    operations = await startOperationsServer({ host: config.host, port: config.metricsPort, metrics, logger })
+    address = await app.listen({ port: config.httpPort, host: config.host })
+  } catch (error) {
+    // A port in use: undo the start, so the process can exit with the error.
+    clearInterval(sweeper)
+    await operations?.close()
+    await app.close()
+    await wal.close()
+    await delivery.stop({ drain: false })
+    lock.release()
+    throw error
+  }
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
-  logger.info({ url, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir }, 'ServerStarted')
+  const metricsUrl = operations.url
+  logger.info(
+    { url, metricsUrl, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir },
+    'ServerStarted',
+  )
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -109,10 +192,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'DeliveryDrainTimedOut')
         await delivery.stop({ drain: false })
       }
+      // Last: the operations port stays up while the drain runs, so it can be watched.
+      await operations.close()
       lock.release()
       logger.info('ServerStopped')
     })()
     return closing
   }
-  return { app, wal, delivery, url, close }
+  return { app, wal, delivery, url, metricsUrl, metrics, admission, close }
 }

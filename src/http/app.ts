@@ -17,6 +17,8 @@ import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { IntakeContext } from '../intake/types.ts'
 import type { QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import type { ServerMetrics } from '../telemetry/metrics.ts'
+import { type Admission, contentLengthOf, decodedSize, isRefusal, type Reservation } from './admission.ts'
 import { parseJsonBody, type RawBody, registerBodyParsers } from './body.ts'
 import type { Ingestor } from './ingest.ts'
 import { parseMetricsQuery } from './metrics-query.ts'
@@ -34,23 +36,57 @@ export interface AppDeps {
   readonly query: QueryBackend
   readonly readiness: () => Promise<Readiness>
   readonly logger: Logger
+  /** The bounds of G4, checked before a body is read (admission.ts). */
+  readonly admission: Admission
+  readonly metrics: ServerMetrics
 }
 
 const RETRY_AFTER_SECONDS = '1'
+const INGEST_ROUTES = new Set(['/events', '/events/batch', '/events/bulk'])
+/** A refused body larger than this (or of unknown length) closes the connection instead of being read and discarded. */
+const DISCARD_BODY_BYTES = 64 * 1024
+
+/** A request's admission reservation; `handling` once its handler runs (the handler releases it then). */
+interface Held {
+  readonly reservation: Reservation
+  handling: boolean
+}
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, ingestor, query, logger } = deps
+  const { config, ingestor, query, logger, admission, metrics } = deps
   const app = Fastify({
     logger: false,
     bodyLimit: config.maxBatchBytes,
-    requestTimeout: 30_000,
+    requestTimeout: config.requestTimeoutMs,
+    // Slow clients (slowloris): node answers 408 once a request or its headers take too long. It
+    // checks on a timer, 30 s by default, so the timer follows the smaller timeout.
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(
+        50,
+        Math.min(30_000, Math.floor(Math.min(config.headersTimeoutMs, config.requestTimeoutMs) / 4)),
+      ),
+    },
     keepAliveTimeout: 75_000,
     connectionTimeout: 60_000,
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // While closing, fastify's own 503 has no Retry-After; with this off, requests still get
+    // `Connection: close`, and the ingest routes refuse in `admit` (ingestor closed) with a 503
+    // that has one.
+    return503OnClosing: false,
   })
   registerBodyParsers(app)
-  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply, logger))
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isIngest(request)) metrics.requestFailed(error)
+    return sendError(error, request, reply, logger)
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    metrics.request(route, request.method, reply.statusCode, reply.elapsedTime, isIngest(request))
+    held.get(request)?.reservation.release()
+    done()
+  })
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}; see /docs` })
   })
@@ -78,16 +114,74 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     return key === undefined ? { receivedAt: Date.now() } : { receivedAt: Date.now(), idempotencyKey: key }
   }
-  // Admission runs before the body is read, so a refused request costs almost nothing.
-  const admit = async () => ingestor.admit()
+  // Admission runs before the body is read, so a refused request costs almost nothing: no body
+  // parsing, no allocation beyond the answer. The reservation it takes is released once the
+  // request's append resolved or failed (the handler), or when the request ends without reaching
+  // its handler (an error answer, a client that went away).
+  const held = new WeakMap<FastifyRequest, Held>()
+  const admit = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
+    try {
+      ingestor.admit()
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    const contentLength = contentLengthOf(request.headers['content-length'])
+    const encoding = request.headers['content-encoding']
+    const verdict = admission.admit({
+      contentLength,
+      encoded: encoding !== undefined && !/^\s*(identity)?\s*$/i.test(encoding),
+      bodyLimit: request.routeOptions.bodyLimit ?? config.maxBatchBytes,
+    })
+    if (isRefusal(verdict)) {
+      metrics.received(1)
+      metrics.rejected('overloaded', 1)
+      reply.code(503).header('retry-after', String(verdict.retryAfterSeconds))
+      if (contentLength === undefined || contentLength > DISCARD_BODY_BYTES)
+        reply.header('connection', 'close')
+      reply.send({ error: verdict.message, bound: verdict.bound, value: verdict.value, limit: verdict.limit })
+      return
+    }
+    held.set(request, { reservation: verdict, handling: false })
+    done()
+  }
+  const aborted = (request: FastifyRequest, done: () => void) => {
+    const entry = held.get(request)
+    if (entry && !entry.handling) entry.reservation.release()
+    done()
+  }
+  /**
+   * Runs the handler with the body decoded: the reservation takes the body's real size instead of
+   * the guess made before it was read, and is released once the append resolved or failed.
+   */
+  const releasing =
+    <T>(handler: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
+    async (request: FastifyRequest, reply: FastifyReply): Promise<T> => {
+      const entry = held.get(request)
+      if (entry) {
+        entry.handling = true
+        const bytes = decodedSize(request.body)
+        if (bytes !== undefined) entry.reservation.resize(bytes)
+      }
+      try {
+        return await handler(request, reply)
+      } finally {
+        entry?.reservation.release()
+      }
+    }
+  const ingestHooks = { onRequest: admit, onRequestAbort: aborted }
 
-  app.post('/events', { bodyLimit: config.maxBodyBytes, onRequest: admit }, async (request, reply) => {
-    const raw = requireBody(request.body)
-    const durable = wantsDurable(request)
-    const eventId = await ingestor.acceptEvent(parseJsonBody(raw), context(request), durable)
-    reply.code(202)
-    return { status: 'accepted', event_id: eventId }
-  })
+  app.post(
+    '/events',
+    { bodyLimit: config.maxBodyBytes, ...ingestHooks },
+    releasing(async (request, reply) => {
+      const raw = requireBody(request.body)
+      const durable = wantsDurable(request)
+      const eventId = await ingestor.acceptEvent(parseJsonBody(raw), context(request), durable)
+      reply.code(202)
+      return { status: 'accepted', event_id: eventId }
+    }),
+  )
 
   const batch = async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = requireBody(request.body)
@@ -100,8 +194,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.code(202)
     return outcome
   }
-  app.post('/events/batch', { bodyLimit: config.maxBatchBytes, onRequest: admit }, batch)
-  app.post('/events/bulk', { bodyLimit: config.maxBatchBytes, onRequest: admit }, batch)
+  app.post('/events/batch', { bodyLimit: config.maxBatchBytes, ...ingestHooks }, releasing(batch))
+  app.post('/events/bulk', { bodyLimit: config.maxBatchBytes, ...ingestHooks }, releasing(batch))
 
   app.get('/metrics', async (request) => {
     const q = parseMetricsQuery(request.query as Record<string, unknown>)
@@ -127,6 +221,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   return app
+}
+
+function isIngest(request: FastifyRequest): boolean {
+  return request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')
 }
 
 function requireBody(body: unknown): RawBody {

@@ -53,9 +53,26 @@ const wait = {
   description: '`false` answers once the event is written, before the fsync (the fast, non-durable answer).',
 }
 const overload = {
-  description: 'A resource bound is hit or the server is closing; retry after `Retry-After` seconds.',
+  description:
+    'A resource bound is hit (admission control, checked before the body is read) or the server is closing; retry after `Retry-After` seconds.',
   headers: { 'Retry-After': { schema: { type: 'integer' } } },
-  content: { 'application/json': { schema: error } },
+  content: {
+    'application/json': {
+      schema: {
+        ...error,
+        properties: {
+          ...error.properties,
+          bound: {
+            type: 'string',
+            enum: ['wal_backlog', 'queue', 'pending_bytes'],
+            description: 'The bound that refused the request (absent while shutting down).',
+          },
+          value: { type: 'integer', description: 'Its value (bytes, or events for queue).' },
+          limit: { type: 'integer', description: 'Its configured limit.' },
+        },
+      },
+    },
+  },
 }
 const counts = {
   type: 'object',

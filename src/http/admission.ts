@@ -1,0 +1,289 @@
+/**
+ * Admission control (DESIGN G4, G5): the door that keeps memory and disk bounded under overload.
+ *
+ * The rule. A POST to an ingest route is admitted only if, at the moment its headers arrive and
+ * before a byte of its body is read:
+ *   1. `wal_backlog` — the WAL bytes not yet delivered to the slowest sink (durable head − lowest
+ *      cursor) are under `maxWalBacklogBytes`. The backlog is what a slow or dead sink leaves on
+ *      disk; past the bound, more intake would only grow the disk without limit.
+ *   2. `queue` — the events waiting for a WAL group commit are under `queueSize`.
+ *   3. `pending_bytes` — the body bytes of admitted requests whose append has not resolved yet,
+ *      plus this request's reservation, stay within `maxPendingBytes`. This is the memory the
+ *      HTTP thread holds for requests in flight (bodies being read and parsed, events waiting for
+ *      the fsync).
+ * The first bound that fails refuses the request: `503 {"error": …}` with `Retry-After`, no body
+ * read, no parsing. Checked in this order so the answer names the most lasting cause.
+ *
+ * Reservations. A request reserves its `Content-Length` when it has one and is not compressed.
+ * A chunked or gzip'd body cannot be sized up front, so it reserves the route's body limit (the
+ * largest inflated body it may become) and, once its body is decoded, the reservation shrinks to
+ * the decoded size. Pessimistic, but the bound holds without watching bytes arrive. A reservation
+ * is released exactly once, when the request's append resolved or failed (or the request ended
+ * earlier: a 4xx, a client that went away). A lone request is always admitted when nothing else
+ * is pending, so a bound set below the body limit cannot refuse one request for ever: at worst one
+ * body over the bound is in memory.
+ *
+ * Retry-After. The queue and pending bytes drain within one or two group commits: 1 s. The
+ * backlog drains at the slowest sink's pace, measured here from its cursor: the time to deliver
+ * a tenth of the bound at that pace (between 2 and 60 s), 30 s while the sink is not moving.
+ *
+ * Readiness. `overload()` names a bound that is full now or refused a request in the last second,
+ * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere.
+ */
+import { Buffer } from 'node:buffer'
+
+export type Bound = 'wal_backlog' | 'queue' | 'pending_bytes'
+
+export const BOUNDS: readonly Bound[] = ['wal_backlog', 'queue', 'pending_bytes']
+
+export interface AdmissionLimits {
+  readonly maxPendingBytes: number
+  readonly maxWalBacklogBytes: number
+  readonly queueSize: number
+}
+
+/** What admission reads; each call must be cheap (it runs on every request). */
+export interface AdmissionSignals {
+  /** Events waiting for a WAL group commit. */
+  queuedEvents(): number
+  /** WAL bytes durable but not delivered to the slowest sink; 0 while unknown. */
+  walBacklogBytes(): number
+  /** The slowest sink's cursor (its delivered position); -1 while unknown. */
+  deliveredPosition(): number
+}
+
+export interface AdmissionRequest {
+  /** The Content-Length header, when the request has one. */
+  readonly contentLength: number | undefined
+  /** true when the body is compressed (its decoded size is not known from its length). */
+  readonly encoded: boolean
+  /** The route's body limit: the most bytes the decoded body may have. */
+  readonly bodyLimit: number
+}
+
+export interface Refusal {
+  readonly bound: Bound
+  readonly value: number
+  readonly limit: number
+  readonly retryAfterSeconds: number
+  /** One sentence naming the bound, its value and its limit. */
+  readonly message: string
+}
+
+export interface BoundState {
+  readonly bound: Bound
+  readonly limit: number
+  readonly current: number
+  /** Requests refused by this bound since start. */
+  readonly refused: number
+}
+
+/** Bytes a request holds against `maxPendingBytes`; released exactly once. */
+export class Reservation {
+  readonly #admission: Admission
+  #bytes: number
+  #released = false
+
+  constructor(admission: Admission, bytes: number) {
+    this.#admission = admission
+    this.#bytes = bytes
+  }
+
+  get bytes(): number {
+    return this.#released ? 0 : this.#bytes
+  }
+
+  get released(): boolean {
+    return this.#released
+  }
+
+  /** Sets the reservation to the body's real size once it is known (never refuses). */
+  resize(bytes: number): void {
+    if (this.#released) return
+    this.#admission.adjust(bytes - this.#bytes)
+    this.#bytes = bytes
+  }
+
+  release(): void {
+    if (this.#released) return
+    this.#released = true
+    this.#admission.adjust(-this.#bytes)
+  }
+}
+
+const RATE_SAMPLE_MS = 500
+const RECENT_REFUSAL_MS = 1000
+const STALLED_RETRY_AFTER_S = 30
+const MIN_BACKLOG_RETRY_AFTER_S = 2
+const MAX_BACKLOG_RETRY_AFTER_S = 60
+
+export class Admission {
+  readonly #limits: AdmissionLimits
+  readonly #signals: AdmissionSignals
+  readonly #now: () => number
+  #pendingBytes = 0
+  readonly #refused: Record<Bound, number> = { wal_backlog: 0, queue: 0, pending_bytes: 0 }
+  readonly #lastRefusedAt: Record<Bound, number> = {
+    wal_backlog: Number.NEGATIVE_INFINITY,
+    queue: Number.NEGATIVE_INFINITY,
+    pending_bytes: Number.NEGATIVE_INFINITY,
+  }
+  /** Delivery pace of the slowest sink, bytes/s (exponentially weighted). */
+  #rate = 0
+  #sampleAt = Number.NEGATIVE_INFINITY
+  #samplePosition = -1
+
+  constructor(limits: AdmissionLimits, signals: AdmissionSignals, options: { now?: () => number } = {}) {
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new RangeError(`admission limit ${name} must be a positive integer, got ${value}`)
+    }
+    this.#limits = limits
+    this.#signals = signals
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Body bytes reserved by admitted requests whose append has not resolved yet. */
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** A reservation to hold until the request's append resolved, or why the request is refused. */
+  admit(request: AdmissionRequest): Reservation | Refusal {
+    const now = this.#now()
+    this.#sample(now)
+    const backlog = this.#signals.walBacklogBytes()
+    if (backlog >= this.#limits.maxWalBacklogBytes) {
+      return this.#refuse('wal_backlog', backlog, this.#limits.maxWalBacklogBytes, now)
+    }
+    const queued = this.#signals.queuedEvents()
+    if (queued >= this.#limits.queueSize) {
+      return this.#refuse('queue', queued, this.#limits.queueSize, now)
+    }
+    const known = !request.encoded && request.contentLength !== undefined
+    const need = known ? request.contentLength! : request.bodyLimit
+    if (this.#pendingBytes > 0 && this.#pendingBytes + need > this.#limits.maxPendingBytes) {
+      return this.#refuse('pending_bytes', this.#pendingBytes + need, this.#limits.maxPendingBytes, now)
+    }
+    this.#pendingBytes += need
+    return new Reservation(this, need)
+  }
+
+  /** A bound that is full now or refused a request within the last second; null when none. */
+  overload(): Refusal | null {
+    const now = this.#now()
+    for (const state of this.state()) {
+      const recent = now - this.#lastRefusedAt[state.bound] < RECENT_REFUSAL_MS
+      if (state.current >= state.limit || recent) {
+        return this.#describe(state.bound, state.current, state.limit, now, false)
+      }
+    }
+    return null
+  }
+
+  /** Every bound with its limit, current value and refusals (for metrics and readiness). */
+  state(): BoundState[] {
+    return [
+      {
+        bound: 'wal_backlog',
+        limit: this.#limits.maxWalBacklogBytes,
+        current: this.#signals.walBacklogBytes(),
+        refused: this.#refused.wal_backlog,
+      },
+      {
+        bound: 'queue',
+        limit: this.#limits.queueSize,
+        current: this.#signals.queuedEvents(),
+        refused: this.#refused.queue,
+      },
+      {
+        bound: 'pending_bytes',
+        limit: this.#limits.maxPendingBytes,
+        current: this.#pendingBytes,
+        refused: this.#refused.pending_bytes,
+      },
+    ]
+  }
+
+  /** Reservation bookkeeping; only Reservation calls this. */
+  adjust(delta: number): void {
+    this.#pendingBytes = Math.max(0, this.#pendingBytes + delta)
+  }
+
+  #refuse(bound: Bound, value: number, limit: number, now: number): Refusal {
+    this.#refused[bound]++
+    this.#lastRefusedAt[bound] = now
+    return this.#describe(bound, value, limit, now)
+  }
+
+  /** `refusing`: said to the refused request (its own bytes included); else: the state now. */
+  #describe(bound: Bound, value: number, limit: number, now: number, refusing = true): Refusal {
+    const retryAfterSeconds = bound === 'wal_backlog' ? this.#backlogRetryAfter(now) : 1
+    const what =
+      bound === 'wal_backlog'
+        ? `the WAL backlog not yet delivered to the slowest sink is ${size(value)}, limit ${size(limit)} (maxWalBacklogBytes)`
+        : bound === 'queue'
+          ? `${value} events wait for a WAL group commit, limit ${limit} (queueSize)`
+          : refusing
+            ? `this request would bring request bodies in memory to ${size(value)}, over the limit of ${size(limit)} (maxPendingBytes)`
+            : `request bodies in memory are ${size(value)}, limit ${size(limit)} (maxPendingBytes)`
+    return {
+      bound,
+      value,
+      limit,
+      retryAfterSeconds,
+      message: `server is overloaded: ${what}; ${refusing ? `retry after ${retryAfterSeconds} s` : 'new requests are refused'}`,
+    }
+  }
+
+  #backlogRetryAfter(now: number): number {
+    this.#sample(now)
+    if (this.#rate < 1) return STALLED_RETRY_AFTER_S
+    const seconds = Math.ceil(this.#limits.maxWalBacklogBytes / 10 / this.#rate)
+    return Math.min(MAX_BACKLOG_RETRY_AFTER_S, Math.max(MIN_BACKLOG_RETRY_AFTER_S, seconds))
+  }
+
+  /** Follows the slowest sink's cursor to estimate how fast the backlog drains. */
+  #sample(now: number): void {
+    if (now - this.#sampleAt < RATE_SAMPLE_MS) return
+    const position = this.#signals.deliveredPosition()
+    if (this.#samplePosition >= 0 && position >= this.#samplePosition) {
+      const rate = ((position - this.#samplePosition) * 1000) / (now - this.#sampleAt)
+      // A long gap between samples (an idle server) counts as one sample, not as many.
+      this.#rate = this.#rate === 0 ? rate : this.#rate * 0.5 + rate * 0.5
+    }
+    this.#sampleAt = now
+    this.#samplePosition = position
+  }
+}
+
+export function isRefusal(verdict: Reservation | Refusal): verdict is Refusal {
+  return !(verdict instanceof Reservation)
+}
+
+function size(bytes: number): string {
+  if (bytes < 10 * 1024) return `${bytes} bytes`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]} (${bytes} bytes)`
+}
+
+/** Content-Length as a number, undefined when absent or not a plain non-negative integer. */
+export function contentLengthOf(header: string | undefined): number | undefined {
+  if (header === undefined || header === '') return undefined
+  const n = Number(header)
+  return Number.isSafeInteger(n) && n >= 0 && header.charCodeAt(0) >= 48 && header.charCodeAt(0) <= 57
+    ? n
+    : undefined
+}
+
+/** Body bytes a decoded request actually holds (the reservation's final size). */
+export function decodedSize(body: unknown): number | undefined {
+  const bytes = (body as { bytes?: unknown } | null | undefined)?.bytes
+  return Buffer.isBuffer(bytes) ? bytes.length : undefined
+}

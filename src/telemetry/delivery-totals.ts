@@ -1,0 +1,117 @@
+/**
+ * Delivery counters that stay monotonic across delivery-thread restarts.
+ *
+ * The counters live in the delivery thread (src/delivery/loop.ts) and start from zero when the
+ * host restarts a dead thread. Prometheus reads a drop as a counter reset and, with `rate()`,
+ * would only lose the increase since the previous scrape; but the totals (`events_published_total`
+ * compared with `events_accepted_total`) must not go back. So every reading is tagged with the
+ * thread's generation (the host's restart count) and, when the generation changes — or a counter
+ * goes down anyway — the last values seen from the old thread are folded into a base that is added
+ * to every later reading. Increments made by the old thread after its last reading are lost to the
+ * totals (they were never observed), which is the same resolution Prometheus itself has.
+ */
+
+import type { HistogramSnapshot } from '../delivery/histogram.ts'
+import type { DeliveryStats } from '../delivery/loop.ts'
+
+export const SINK_COUNTERS = [
+  'deliveredRows',
+  'deliveredBatches',
+  'retries',
+  'timeouts',
+  'breakerOpens',
+  'refusedBatches',
+  'deadLettered',
+] as const
+
+export type SinkCounter = (typeof SINK_COUNTERS)[number]
+
+export type SinkTotals = { readonly [K in SinkCounter]: number } & {
+  readonly batchRows: HistogramSnapshot
+  readonly batchLatencyMs: HistogramSnapshot
+}
+
+export class DeliveryTotals {
+  #generation: number | undefined
+  /** Per sink: what earlier threads counted (folded on restart). */
+  readonly #base = new Map<string, SinkTotals>()
+  /** Per sink: the latest reading of the current thread. */
+  readonly #last = new Map<string, SinkTotals>()
+  #latest: readonly DeliveryStats[] = []
+
+  /** Takes one reading of the delivery thread `generation` (readings of a thread must be in order). */
+  update(generation: number, sinks: readonly DeliveryStats[]): void {
+    if (this.#generation !== undefined && generation !== this.#generation) {
+      for (const sink of this.#last.keys()) this.#fold(sink)
+    }
+    this.#generation = generation
+    for (const stats of sinks) {
+      const reading = totalsOf(stats)
+      const previous = this.#last.get(stats.sink)
+      if (previous && wentDown(previous, reading)) this.#fold(stats.sink)
+      this.#last.set(stats.sink, reading)
+    }
+    this.#latest = sinks
+  }
+
+  /** Totals since the server started, per sink. */
+  totals(): Map<string, SinkTotals> {
+    const result = new Map<string, SinkTotals>()
+    for (const sink of new Set([...this.#base.keys(), ...this.#last.keys()])) {
+      const base = this.#base.get(sink)
+      const last = this.#last.get(sink)
+      result.set(sink, base && last ? add(base, last) : (base ?? last)!)
+    }
+    return result
+  }
+
+  /** The latest reading as the thread gave it (for gauges: phase, breaker state). */
+  get latest(): readonly DeliveryStats[] {
+    return this.#latest
+  }
+
+  #fold(sink: string): void {
+    const last = this.#last.get(sink)
+    if (!last) return
+    const base = this.#base.get(sink)
+    this.#base.set(sink, base ? add(base, last) : last)
+    this.#last.delete(sink)
+  }
+}
+
+function totalsOf(stats: DeliveryStats): SinkTotals {
+  const counters = Object.fromEntries(SINK_COUNTERS.map((k) => [k, Number(stats[k] ?? 0)])) as {
+    [K in SinkCounter]: number
+  }
+  return { ...counters, batchRows: stats.batchRows, batchLatencyMs: stats.batchLatencyMs }
+}
+
+function wentDown(before: SinkTotals, after: SinkTotals): boolean {
+  return (
+    SINK_COUNTERS.some((k) => after[k] < before[k]) ||
+    after.batchRows.count < before.batchRows.count ||
+    after.batchLatencyMs.count < before.batchLatencyMs.count
+  )
+}
+
+function add(a: SinkTotals, b: SinkTotals): SinkTotals {
+  const counters = Object.fromEntries(SINK_COUNTERS.map((k) => [k, a[k] + b[k]])) as {
+    [K in SinkCounter]: number
+  }
+  return {
+    ...counters,
+    batchRows: addHistograms(a.batchRows, b.batchRows),
+    batchLatencyMs: addHistograms(a.batchLatencyMs, b.batchLatencyMs),
+  }
+}
+
+/** Sum of two snapshots with the same buckets (the bucket layout is fixed in the code). */
+export function addHistograms(a: HistogramSnapshot, b: HistogramSnapshot): HistogramSnapshot {
+  if (a.buckets.length !== b.buckets.length || a.buckets.some((le, i) => le !== b.buckets[i])) return b
+  return {
+    buckets: a.buckets,
+    counts: a.counts.map((c, i) => c + b.counts[i]),
+    sum: a.sum + b.sum,
+    count: a.count + b.count,
+  }
+}

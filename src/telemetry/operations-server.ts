@@ -1,0 +1,71 @@
+/**
+ * The operations port (DESIGN §2, `metricsPort`): `GET /metrics` in the Prometheus text format.
+ * A bare node:http server apart from the API, so a scrape never queues behind ingest traffic in
+ * fastify's hooks and the API's `GET /metrics` (aggregate queries) keeps its meaning.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from './logger.ts'
+import type { ServerMetrics } from './metrics.ts'
+
+export interface OperationsServer {
+  /** e.g. http://127.0.0.1:9464 */
+  readonly url: string
+  close(): Promise<void>
+}
+
+export async function startOperationsServer(options: {
+  readonly host: string
+  readonly port: number
+  readonly metrics: ServerMetrics
+  readonly logger: Logger
+}): Promise<OperationsServer> {
+  const { metrics, logger } = options
+  const server: Server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0]
+    if (path === '/metrics' && (request.method === 'GET' || request.method === 'HEAD')) {
+      metrics.render().then(
+        ({ contentType, body }) => {
+          response.writeHead(200, { 'content-type': contentType })
+          response.end(request.method === 'HEAD' ? undefined : body)
+        },
+        (error) => {
+          logger.error({ err: error }, 'MetricsScrapeFailed')
+          json(response, 500, { error: `metrics collection failed: ${(error as Error).message}` })
+        },
+      )
+      return
+    }
+    json(response, 404, {
+      error: `no route ${request.method} ${path}; the operations port serves GET /metrics`,
+    })
+  })
+  server.keepAliveTimeout = 75_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const host =
+    address.address === '0.0.0.0' || address.address === '::'
+      ? '127.0.0.1'
+      : address.family === 'IPv6'
+        ? `[${address.address}]`
+        : address.address
+  return {
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function json(response: import('node:http').ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' })
+  response.end(JSON.stringify(body))
+}
