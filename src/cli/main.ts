@@ -5,6 +5,7 @@
  *   spillway wal inspect [--data-dir D]   list WAL segments and records
  *   spillway wal verify [--data-dir D]    check every record's CRC and the segment chain
  *   spillway config check [--config F]    validate configuration and print it
+ *   spillway dlq list|replay [options]    inspect / re-submit the dead-letter store (see dlq.ts)
  */
 import { join } from 'node:path'
 import { maxRecordBytes } from '../config/derived.ts'
@@ -15,6 +16,7 @@ import { startServer } from '../server.ts'
 import { createLogger } from '../telemetry/logger.ts'
 import { inspectWal, verifyWal } from '../wal/inspect.ts'
 import { parseArgs } from './args.ts'
+import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitCode } from './dlq.ts'
 
 const USAGE = `usage: spillway <command> [options]
 
@@ -23,6 +25,12 @@ commands:
   wal inspect        list the WAL segments under <data-dir>/wal
   wal verify         check every WAL record; exit 1 on any problem
   config check       validate the configuration (defaults < file < env < flags) and print it
+  dlq list           dead-lettered events, newest first, and a count per reason
+                       [--sink intake|<sink>] [--limit N] [--all] [--json]
+  dlq replay         re-submit pending dead-lettered events to a running server (POST /events/batch)
+                       [--url http://127.0.0.1:<http-port>] [--sink intake|<sink>] [--dry-run]
+                       [--chunk-events N (≤ 1000)] [--json]
+                       a line is never sent twice: outcomes are kept in <data-dir>/deadletter/replayed/
   help               this text
 
 options (each also from its env name, or a config file given by --config / SPILLWAY_CONFIG):
@@ -38,7 +46,8 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE)
     return command ? 0 : 2
   }
-  const config = loadConfig({ flags: withoutJson(flags) })
+  const own = command === 'dlq' ? DLQ_FLAGS : []
+  const config = loadConfig({ flags: without(withoutJson(flags), own) })
   switch (command) {
     case 'serve':
       return serve(config)
@@ -61,6 +70,18 @@ async function main(argv: readonly string[]): Promise<number> {
         return 0
       }
       throw usage(`unknown config command "${sub ?? ''}"; use check`)
+    case 'dlq':
+      if (sub === 'list') {
+        const listing = await listDlq(config, flags)
+        process.stdout.write(flags['json'] ? `${JSON.stringify(listing)}\n` : formatListing(listing))
+        return 0
+      }
+      if (sub === 'replay') {
+        const report = await replayDlq(config, flags)
+        process.stdout.write(flags['json'] ? `${JSON.stringify(report)}\n` : formatReplay(report))
+        return replayExitCode(report)
+      }
+      throw usage(`unknown dlq command "${sub ?? ''}"; use list or replay`)
     default:
       throw usage(`unknown command "${command}"`)
   }
@@ -68,30 +89,33 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const logger = createLogger(config.logLevel)
+  // Handlers go in before the start: a SIGTERM that arrives while the WAL recovers or just after
+  // the first request must still end in a drain and exit 0, not in the default kill.
+  const signalled = Promise.withResolvers<string>()
+  const onSignal = (signal: string) => signalled.resolve(signal)
+  process.once('SIGTERM', onSignal)
+  process.once('SIGINT', onSignal)
   const server = await startServer(config, logger)
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'ServerShutdownRequested')
-      server.close().then(
-        () => {
-          logger.flush()
-          resolve(0)
-        },
-        (error) => {
-          logger.error({ err: error }, 'ServerShutdownFailed')
-          logger.flush()
-          resolve(1)
-        },
-      )
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
+  const signal = await signalled.promise
+  logger.info({ signal }, 'ServerShutdownRequested')
+  try {
+    await server.close()
+    return 0
+  } catch (error) {
+    logger.error({ err: error }, 'ServerShutdownFailed')
+    return 1
+  } finally {
+    logger.flush()
+  }
 }
 
 function withoutJson(flags: Record<string, string>): Record<string, string> {
   const { json: _json, help: _help, ...rest } = flags
   return rest
+}
+
+function without(flags: Record<string, string>, names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(flags).filter(([name]) => !names.includes(name)))
 }
 
 function print(value: unknown, flags: Record<string, string>) {

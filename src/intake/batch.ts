@@ -133,7 +133,8 @@ function parseNdjson(text: string, maxBatchEvents: number): ParsedBatch {
     } catch (error) {
       lineErrors ??= new Map()
       lineErrors.set(items.length, `line ${line} is not valid JSON: ${parseMessage(error)}`)
-      items.push(undefined)
+      // The line as sent, so the dead-letter store keeps what the client wrote (never parsed).
+      items.push(content)
     }
   }
   return { items, lineErrors: lineErrors ?? NO_LINE_ERRORS }
@@ -150,6 +151,14 @@ function isBlankText(text: string): boolean {
 
 function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
+/**
+ * True for the rejection of an NDJSON line that was not JSON: its dead-letter entry holds the
+ * line's raw text (a string), not a parsed JSON value.
+ */
+export function isUnparsedLineError(reason: string): boolean {
+  return /^line \d+ is not valid JSON: /.test(reason)
 }
 
 function parseMessage(error: unknown): string {

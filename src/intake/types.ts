@@ -47,7 +47,7 @@ export type ValidationResult =
 
 /** A batch body split into items; an NDJSON line that is not JSON is kept as a rejection by index. */
 export interface ParsedBatch {
-  /** One entry per event; the entry of an index in `lineErrors` is `undefined`. */
+  /** One entry per event; the entry of an index in `lineErrors` is the raw text of that line. */
   readonly items: readonly unknown[]
   readonly lineErrors: ReadonlyMap<number, string>
 }

@@ -118,7 +118,7 @@ describe('parseBatch NDJSON', () => {
     const a = JSON.stringify(validBody({ event_id: 'a' }))
     const parsed = parseBatch(ndjson(a, '', '{"event_name": oops', a), true, MAX)
     assert.equal(parsed.items.length, 3)
-    assert.equal(parsed.items[1], undefined)
+    assert.equal(parsed.items[1], '{"event_name": oops')
     assert.deepEqual([...parsed.lineErrors.keys()], [1])
     assert.match(parsed.lineErrors.get(1) ?? '', /^line 3 is not valid JSON: /)
   })
