@@ -6,15 +6,13 @@
  * CRASH_TRIALS sets the number of kills (default 20).
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { promisify } from 'node:util'
-import { DuckDBInstance } from '@duckdb/node-api'
 import { destroyAgent, send } from '../helpers/http.ts'
-import { NODE, ROOT, startServerProcess } from '../helpers/server-process.ts'
+import { startServerProcess } from '../helpers/server-process.ts'
+import { assertExactlyOnce, storedEventCounts, walVerify } from '../helpers/store-check.ts'
 
 const TRIALS = Number(process.env['CRASH_TRIALS'] ?? 20)
 const CLIENTS = 24
@@ -93,25 +91,11 @@ test(`every 202-acked event is in DuckDB exactly once across ${TRIALS} SIGKILLs`
   last.kill('SIGTERM')
   assert.deepEqual(await last.exited(), { code: 0, signal: null }, `graceful exit; see ${last.logFile}`)
 
-  const verify = await promisify(execFile)(NODE, [join(ROOT, 'src/cli/main.ts'), 'wal', 'verify', '--json'], {
-    env: { ...process.env, SPILLWAY_DATA_DIR: dataDir },
-  })
-  assert.equal(JSON.parse(verify.stdout).ok, true, verify.stdout)
+  const verify = await walVerify(dataDir)
+  assert.equal(verify.ok, true, JSON.stringify(verify))
 
-  const db = await DuckDBInstance.create(join(dataDir, 'spillway.duckdb'))
-  const conn = await db.connect()
-  const rows = (
-    await conn.runAndReadAll('SELECT event_id, count(*)::INTEGER AS n FROM events GROUP BY event_id')
-  ).getRowObjects()
-  conn.closeSync()
-  db.closeSync()
-  const stored = new Map(rows.map((r) => [String(r['event_id']), Number(r['n'])]))
-  const twice = [...stored].filter(([, n]) => n > 1)
-  assert.deepEqual(twice, [], 'no event stored twice')
-  const missing = [...acked].filter((id) => !stored.has(id))
-  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} acked events missing from DuckDB`)
-  const unknown = [...stored.keys()].filter((id) => !sent.has(id))
-  assert.deepEqual(unknown.slice(0, 20), [], 'only events that were sent are stored')
+  const stored = await storedEventCounts(join(dataDir, 'spillway.duckdb'))
+  assertExactlyOnce(stored, acked, sent)
   t.diagnostic(`${TRIALS} kills, ${sent.size} sent, ${acked.size} acked, ${stored.size} stored`)
   assert.ok(acked.size > TRIALS * 50, `the load was real (${acked.size} acked)`)
 })

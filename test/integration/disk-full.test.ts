@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
-import { DuckDBInstance } from '@duckdb/node-api'
 import { type Answer, destroyAgent, send } from '../helpers/http.ts'
-import { NODE, ROOT, type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { storedEventCounts, walVerify } from '../helpers/store-check.ts'
 
 const run = promisify(execFile)
 const TMPFS_SIZE = '8m'
@@ -139,7 +139,7 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
   assert.equal((await send(`${url}/health`)).status, 200)
 
   // 4. Nothing is corrupt, even now.
-  const during = await verify(dataDir)
+  const during = await walVerify(dataDir)
   assert.equal(during.ok, true, JSON.stringify(during))
 
   // 5. Free the space: the same process accepts again, without a restart.
@@ -155,14 +155,14 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
   // 6. A graceful stop drains the WAL into DuckDB; the log and the dead letters are intact.
   server.kill('SIGTERM')
   assert.deepEqual(await server.exited(), { code: 0, signal: null }, `graceful exit; see ${server.logFile}`)
-  const after = await verify(dataDir)
+  const after = await walVerify(dataDir)
   assert.equal(after.ok, true, JSON.stringify(after))
   assert.deepEqual(after.warnings, [], 'no torn tail after a graceful stop')
   const deadLetters = await deadLetterLines(join(dataDir, 'deadletter'))
   assert.ok(deadLetters.parsed > 0, 'the invalid events were dead-lettered')
   assert.deepEqual(deadLetters.broken, [], 'no half-written dead-letter line (failed appends are cut back)')
 
-  const stored = await storedIds(duckdbPath)
+  const stored = await storedEventCounts(duckdbPath)
   const twice = [...stored].filter(([, n]) => n > 1)
   assert.deepEqual(twice.slice(0, 10), [], 'no event stored twice')
   const missing = [...acked].filter((id) => !stored.has(id))
@@ -198,13 +198,6 @@ async function fill(path: string): Promise<number> {
   return total
 }
 
-async function verify(dataDir: string): Promise<{ ok: boolean; warnings: string[]; problems: string[] }> {
-  const { stdout } = await run(NODE, [join(ROOT, 'src/cli/main.ts'), 'wal', 'verify', '--json'], {
-    env: { ...process.env, SPILLWAY_DATA_DIR: dataDir },
-  }).catch((error) => error as { stdout: string })
-  return JSON.parse(stdout)
-}
-
 async function deadLetterLines(dir: string): Promise<{ parsed: number; broken: string[] }> {
   let parsed = 0
   const broken: string[] = []
@@ -220,20 +213,6 @@ async function deadLetterLines(dir: string): Promise<{ parsed: number; broken: s
     }
   }
   return { parsed, broken }
-}
-
-async function storedIds(path: string): Promise<Map<string, number>> {
-  const db = await DuckDBInstance.create(path)
-  const conn = await db.connect()
-  try {
-    const rows = (
-      await conn.runAndReadAll('SELECT event_id, count(*)::INTEGER AS n FROM events GROUP BY event_id')
-    ).getRowObjects()
-    return new Map(rows.map((r) => [String(r['event_id']), Number(r['n'])]))
-  } finally {
-    conn.closeSync()
-    db.closeSync()
-  }
 }
 
 function fmt(statuses: Map<number, number>): string {

@@ -20,9 +20,9 @@ import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { DuckDBInstance } from '@duckdb/node-api'
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
+import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
 
 const SECONDS = Number(process.env['OVERLOAD_SECONDS'] ?? 6)
 const SINGLE_CONNECTIONS = 240
@@ -263,24 +263,12 @@ test(`overload: ${SINGLE_CONNECTIONS + BATCH_CONNECTIONS} connections for ${SECO
 
   // What the slow store had not taken yet is in the WAL: a clean run with default batching drains it.
   const last = await startServerProcess(dataDir)
-  // One answer first: the CLI installs its SIGTERM handler only after 'ServerStarted' is logged.
   assert.equal((await fetch(`${last.url}/health`)).status, 200)
   last.kill('SIGTERM')
   assert.deepEqual(await last.exited(), { code: 0, signal: null }, `clean drain; see ${last.logFile}`)
 
-  const db = await DuckDBInstance.create(join(dataDir, 'spillway.duckdb'))
-  const conn = await db.connect()
-  const rows = (
-    await conn.runAndReadAll('SELECT event_id, count(*)::INTEGER AS n FROM events GROUP BY event_id')
-  ).getRowObjects()
-  conn.closeSync()
-  db.closeSync()
-  const stored = new Map(rows.map((r) => [String(r['event_id']), Number(r['n'])]))
-  assert.deepEqual([...stored].filter(([, n]) => n > 1).slice(0, 10), [], 'no event stored twice')
-  const missing = [...acked].filter((id) => !stored.has(id))
-  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} acked events missing from DuckDB`)
-  const unknown = [...stored.keys()].filter((id) => !sent.has(id))
-  assert.deepEqual(unknown.slice(0, 10), [], 'only events that were sent are stored')
+  const stored = await storedEventCounts(join(dataDir, 'spillway.duckdb'))
+  assertExactlyOnce(stored, acked, sent)
   t.diagnostic(`${sent.size} events sent, ${acked.size} acked, ${stored.size} stored`)
 })
 

@@ -10,10 +10,10 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { DuckDBInstance } from '@duckdb/node-api'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { storedEventCounts } from '../helpers/store-check.ts'
 
 const now = Math.floor(Date.now() / 1000)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -87,7 +87,7 @@ test('a poison event is dead-lettered with the receiver’s reason while the res
 
   server.kill('SIGTERM')
   assert.deepEqual(await server.exited(), { code: 0, signal: null }, `graceful exit; see ${server.logFile}`)
-  const stored = await duckdbIds(join(dataDir, 'spillway.duckdb'))
+  const stored = [...(await storedEventCounts(join(dataDir, 'spillway.duckdb'))).keys()]
   assert.deepEqual(stored.sort(), batch.map((e) => e.event_id).sort(), 'DuckDB stores all 50, once each')
 })
 
@@ -120,13 +120,4 @@ async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(100)
   }
-}
-
-async function duckdbIds(path: string): Promise<string[]> {
-  const db = await DuckDBInstance.create(path)
-  const conn = await db.connect()
-  const rows = (await conn.runAndReadAll('SELECT event_id FROM events')).getRowObjects()
-  conn.closeSync()
-  db.closeSync()
-  return rows.map((r) => String(r['event_id']))
 }

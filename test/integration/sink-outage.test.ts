@@ -11,12 +11,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { DuckDBInstance } from '@duckdb/node-api'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
 import { parsePrometheusText } from '../helpers/prometheus-text.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { storedEventCounts } from '../helpers/store-check.ts'
 
 const now = Math.floor(Date.now() / 1000)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -152,7 +152,7 @@ test('an http sink outage grows its backlog, opens its breaker and counts retrie
   server.kill('SIGTERM')
   assert.deepEqual(await server.exited(), { code: 0, signal: null }, `graceful exit; see ${server.logFile}`)
 
-  const stored = await duckdbCounts(join(dataDir, 'spillway.duckdb'))
+  const stored = await storedEventCounts(join(dataDir, 'spillway.duckdb'))
   const twice = [...stored].filter(([, n]) => n > 1)
   assert.deepEqual(twice, [], 'no event stored twice in DuckDB')
   const missing = [...acked].filter((id) => !stored.has(id))
@@ -233,15 +233,4 @@ async function scrape(metricsUrl: string) {
       return sample.value
     },
   }
-}
-
-async function duckdbCounts(path: string): Promise<Map<string, number>> {
-  const db = await DuckDBInstance.create(path)
-  const conn = await db.connect()
-  const rows = (
-    await conn.runAndReadAll('SELECT event_id, count(*)::INTEGER AS n FROM events GROUP BY event_id')
-  ).getRowObjects()
-  conn.closeSync()
-  db.closeSync()
-  return new Map(rows.map((r) => [String(r['event_id']), Number(r['n'])]))
 }
