@@ -240,8 +240,12 @@ function requireBody(body: unknown): RawBody {
 function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, logger: Logger) {
   if (isSpillwayError(error)) {
     if (error.statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
-    if (error.statusCode >= 500)
-      logger.warn({ err: error, reqId: request.id, url: request.url }, 'request refused')
+    // A 503 is a refusal the client retries (overload, full disk, shutdown); its cause is logged
+    // once where it happens (WalGroupFailed, …), not once per refused request.
+    if (error.statusCode === 503)
+      logger.debug({ err: error, reqId: request.id, url: request.url }, 'request refused')
+    else if (error.statusCode >= 500)
+      logger.error({ err: error, reqId: request.id, url: request.url }, 'request failed')
     return reply.code(error.statusCode).send({ error: error.message })
   }
   // fastify's own errors: map the ones a client can cause to clear messages.
