@@ -6,13 +6,11 @@
  * 49; DuckDB, which has no quarrel with the event, stores all 50.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { destroyAgent, postJson, send } from '../helpers/http.ts'
-import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
-import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { postJson, send } from '../helpers/http.ts'
+import { startHttpSinkRig } from '../helpers/http-sink-rig.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
 
 const now = Math.floor(Date.now() / 1000)
@@ -22,27 +20,17 @@ const POISON_INDEX = 17
 test('a poison event is dead-lettered with the receiver’s reason while the rest of its batch is delivered', {
   timeout: 60_000,
 }, async (t) => {
-  const receiver = await NdjsonReceiver.start()
-  receiver.respond = ({ events }) =>
-    events.some((e) => e['metadata']?.poison === true)
-      ? { status: 400, body: '{"error":"poison"}' }
-      : { status: 200, body: '{"ok":true}' }
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-poison-'))
-  let server: ServerProcess | undefined
-  t.after(async () => {
-    if (server && server.proc.exitCode === null && server.proc.signalCode === null) {
-      server.kill('SIGKILL')
-      await server.exited()
-    }
-    destroyAgent()
-    await receiver.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
-  server = await startServerProcess(dataDir, {
-    SPILLWAY_SINKS: 'duckdb,http',
-    SPILLWAY_HTTP_SINK_URL: receiver.url,
-    SPILLWAY_DELIVERY_LINGER_MS: '20',
-  })
+  const { receiver, dataDir, server } = await startHttpSinkRig(
+    t,
+    'spillway-poison-',
+    {
+      SPILLWAY_DELIVERY_LINGER_MS: '20',
+    },
+    ({ events }) =>
+      events.some((e) => e['metadata']?.poison === true)
+        ? { status: 400, body: '{"error":"poison"}' }
+        : { status: 200, body: '{"ok":true}' },
+  )
 
   const batch = Array.from({ length: 50 }, (_, i) => ({
     event_id: `poison-test-${i}`,

@@ -7,15 +7,15 @@
  * drains: every acked event reached the receiver at least once, and DuckDB holds each exactly once.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { destroyAgent, postJson, send } from '../helpers/http.ts'
+import { postJson, send } from '../helpers/http.ts'
+import { startHttpSinkRig } from '../helpers/http-sink-rig.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
 import { parsePrometheusText } from '../helpers/prometheus-text.ts'
-import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import type { ServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
 
 const now = Math.floor(Date.now() / 1000)
@@ -24,28 +24,18 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 test('an http sink outage grows its backlog, opens its breaker and counts retries; after recovery every acked event arrives', {
   timeout: 90_000,
 }, async (t) => {
-  const receiver = await NdjsonReceiver.start()
-  receiver.respond = () => ({ status: 500, body: '{"error":"receiver down"}' })
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-outage-'))
-  let server: ServerProcess | undefined
-  t.after(async () => {
-    if (server && server.proc.exitCode === null && server.proc.signalCode === null) {
-      server.kill('SIGKILL')
-      await server.exited()
-    }
-    destroyAgent()
-    await receiver.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
-  server = await startServerProcess(dataDir, {
-    SPILLWAY_SINKS: 'duckdb,http',
-    SPILLWAY_HTTP_SINK_URL: receiver.url,
-    SPILLWAY_HTTP_SINK_TIMEOUT_MS: '2000',
-    SPILLWAY_BREAKER_FAILURES: '3',
-    SPILLWAY_BREAKER_OPEN_MS: '250',
-    SPILLWAY_BREAKER_MAX_OPEN_MS: '1000',
-    SPILLWAY_DELIVERY_LINGER_MS: '20',
-  })
+  const { receiver, dataDir, server } = await startHttpSinkRig(
+    t,
+    'spillway-outage-',
+    {
+      SPILLWAY_HTTP_SINK_TIMEOUT_MS: '2000',
+      SPILLWAY_BREAKER_FAILURES: '3',
+      SPILLWAY_BREAKER_OPEN_MS: '250',
+      SPILLWAY_BREAKER_MAX_OPEN_MS: '1000',
+      SPILLWAY_DELIVERY_LINGER_MS: '20',
+    },
+    () => ({ status: 500, body: '{"error":"receiver down"}' }),
+  )
   const { url } = server
   const metricsUrl = await metricsUrlOf(server)
 
