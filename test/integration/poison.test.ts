@@ -12,9 +12,9 @@ import { test } from 'node:test'
 import { postJson, send } from '../helpers/http.ts'
 import { startHttpSinkRig } from '../helpers/http-sink-rig.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
+import { eventually } from '../helpers/wait.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const POISON_INDEX = 17
 
 test('a poison event is dead-lettered with the receiver’s reason while the rest of its batch is delivered', {
@@ -94,18 +94,4 @@ async function deadLetters(dir: string): Promise<any[]> {
     }
   }
   return entries
-}
-
-async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(100)
-  }
 }

@@ -17,9 +17,9 @@ import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
 import { parsePrometheusText } from '../helpers/prometheus-text.ts'
 import type { ServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
+import { eventually, sleep } from '../helpers/wait.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 test('an http sink outage grows its backlog, opens its breaker and counts retries; after recovery every acked event arrives', {
   timeout: 90_000,
@@ -181,20 +181,6 @@ function event(id: string) {
     user_id: `user_${id.length % 13}`,
     timestamp: now - 60,
     metadata: { n: id },
-  }
-}
-
-async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(100)
   }
 }
 
