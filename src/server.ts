@@ -66,11 +66,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const recovery = await wal.open({ minHead: highestCursor })
   logger.info({ recovery }, 'WalRecovered')
 
-  // Bytes not yet delivered to the slowest sink; 0 while a cursor is unknown (still starting).
-  const backlogBytes = () => {
-    const min = state.minCursor(config.sinks.length)
-    return min < 0 ? 0 : Math.max(0, state.durableHead - min)
-  }
+  const backlogBytes = () => state.slowestBacklogBytes(config.sinks.length)
   let ingestor: Ingestor | undefined
   const admission = new Admission(
     {
@@ -98,11 +94,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         failedGroups: stats.failedGroups,
       }
     },
-    sinkBacklog: () =>
-      config.sinks.map((sink, slot) => {
-        const cursor = state.cursor(slot)
-        return { sink, bytes: cursor < 0 ? 0 : Math.max(0, state.durableHead - cursor) }
-      }),
+    sinkBacklog: () => config.sinks.map((sink, slot) => ({ sink, bytes: state.backlogBytes(slot) })),
     admission: () => admission.state(),
     delivery: async () => {
       // A reading that spans a thread restart mixes two generations: skip it.

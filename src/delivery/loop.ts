@@ -378,7 +378,7 @@ export class DeliveryLoop {
       phase: this.#phase,
       cursor: this.#cursor,
       durableHead: head,
-      backlogBytes: head >= 0 && this.#cursor >= 0 ? Math.max(0, head - this.#cursor) : 0,
+      backlogBytes: this.#state.backlogBytes(this.#slot),
       deliveredRows: this.#deliveredRows,
       deliveredBatches: this.#deliveredBatches,
       retries: this.#retries,

@@ -65,6 +65,18 @@ export class WalSharedState {
     return sinkCount === 0 ? -1 : min
   }
 
+  /** Durable bytes the sink in `slot` has not delivered yet; 0 while its cursor is unknown. */
+  backlogBytes(slot: number): number {
+    const cursor = this.cursor(slot)
+    return cursor < 0 ? 0 : Math.max(0, this.durableHead - cursor)
+  }
+
+  /** Durable bytes the slowest of the first `sinkCount` sinks has not delivered yet; 0 while any cursor is unknown. */
+  slowestBacklogBytes(sinkCount: number): number {
+    const min = this.minCursor(sinkCount)
+    return min < 0 ? 0 : Math.max(0, this.durableHead - min)
+  }
+
   /** Resolves once the durable head moves past `position`, or after `timeoutMs`. */
   async waitForHeadBeyond(position: number, timeoutMs: number): Promise<void> {
     const seen = Atomics.load(this.#signal, 0)
