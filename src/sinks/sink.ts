@@ -32,6 +32,11 @@ export interface Sink {
   readonly name: string
   /** The sink can load `SinkBatch.ndjson`; delivery then skips decoding events for it. */
   readonly acceptsNdjson?: boolean
+  /**
+   * Batch sizes this sink prefers over the delivery defaults (`deliveryBatchRows/Bytes`), e.g.
+   * ClickHouse wants few large inserts. Absent or 0: the defaults.
+   */
+  readonly batchLimits?: { readonly rows?: number; readonly bytes?: number }
   open(): Promise<void>
   /**
    * Sinks that commit their cursor in the same transaction as the data (exactly-once on replay)
