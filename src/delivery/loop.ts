@@ -58,6 +58,8 @@
  * never deletes a segment this sink still needs and never reuses a position it counts as done.
  */
 
+import type { DedupRecord, DeliveryCheck } from '../dedup/delivery-check.ts'
+import type { L2State } from '../dedup/redis.ts'
 import { spillwayError } from '../errors.ts'
 import { decodeEvents } from '../intake/serialize.ts'
 import type { NormalizedEvent } from '../intake/types.ts'
@@ -109,6 +111,8 @@ export interface DeliveryLoopOptions {
   readonly breaker?: BreakerOptions
   /** Payload → events; default: the intake's NDJSON decoder. */
   readonly decode?: (payload: Buffer) => NormalizedEvent[]
+  /** The delivery-time dedup check of this sink (src/dedup/delivery-check.ts); none: every event goes. */
+  readonly dedup?: DeliveryCheck
 }
 
 export type DeliveryPhase = 'new' | 'running' | 'retrying' | 'draining' | 'stopped'
@@ -139,6 +143,11 @@ export interface DeliveryStats {
   readonly lastDeliveredAt: number | null
   readonly batchRows: HistogramSnapshot
   readonly batchLatencyMs: HistogramSnapshot
+  /** Events the delivery-time dedup check cut out, by layer (0 without a check). */
+  readonly duplicatesDelivery: number
+  readonly duplicatesL2: number
+  /** The shared L2 layer's state, null when no Redis is configured. */
+  readonly dedupL2: L2State | null
 }
 
 /** While idle the loop re-checks the head this often even without a wake-up. */
@@ -162,12 +171,13 @@ interface SinkCall {
 
 const TIMED_OUT = Symbol('timed out')
 
-/** A WAL record in a batch; `count` is its number of events (NDJSON lines). */
-interface RecordRef {
+/**
+ * A WAL record in a batch; `count` is its number of events (NDJSON lines). The dedup check
+ * (DeliveryCheck) may cut duplicates out of `payload` and sets `keys`: the keys of what is left.
+ */
+interface RecordRef extends DedupRecord {
   readonly start: number
   readonly end: number
-  readonly payload: Buffer
-  readonly count: number
 }
 
 /** What one read cycle collected: whole records, not decoded yet. */
@@ -242,6 +252,7 @@ export class DeliveryLoop {
   readonly #breaker: Breaker
   readonly #timeoutMs: number
   readonly #decode: (payload: Buffer) => NormalizedEvent[]
+  readonly #dedup: DeliveryCheck | undefined
 
   #phase: DeliveryPhase = 'new'
   #cursor = -1
@@ -284,6 +295,7 @@ export class DeliveryLoop {
     this.#breaker = new Breaker(options.breaker)
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS)
     this.#decode = options.decode ?? decodeEvents
+    this.#dedup = options.dedup
     if (!options.sink.loadCursor && !options.cursorFile) {
       throw new TypeError(`sink ${options.sink.name} keeps no cursor of its own: a cursorFile is required`)
     }
@@ -392,6 +404,9 @@ export class DeliveryLoop {
       lastDeliveredAt: this.#lastDeliveredAt,
       batchRows: this.#rowsHistogram.snapshot(),
       batchLatencyMs: this.#latencyHistogram.snapshot(),
+      duplicatesDelivery: this.#dedup?.counts.delivery ?? 0,
+      duplicatesL2: this.#dedup?.counts.l2 ?? 0,
+      dedupL2: this.#dedup?.l2 ?? null,
     }
   }
 
@@ -469,6 +484,15 @@ export class DeliveryLoop {
   /** Cuts the batch into pieces of whole records, at most `batchRows` events each (a bigger record alone). */
   async #deliver(batch: Batch): Promise<void> {
     const records = batch.records
+    if (this.#dedup) {
+      const found = await this.#dedup.check(records)
+      if (found.delivery + found.l2 > 0) {
+        this.#logger.debug(
+          { sink: this.#sink.name, from: batch.from, to: batch.to, ...found },
+          'DeliveryDuplicatesSkipped',
+        )
+      }
+    }
     for (let k = 0; k < records.length; ) {
       let rows = records[k].count
       let m = k + 1
@@ -496,6 +520,7 @@ export class DeliveryLoop {
     const verdict = await this.#writeUntilAnswered(piece)
     if (verdict.kind === 'delivered') {
       this.#delivered(piece, piece.rows, started)
+      if (this.#dedup) for (const record of records) if (record.keys) this.#dedup.delivered(record.keys)
       await this.#advance(piece.to)
       return
     }
@@ -568,6 +593,7 @@ export class DeliveryLoop {
     const verdict = await this.#writeUntilAnswered(piece)
     if (verdict.kind === 'delivered') {
       this.#delivered(piece, j - i, started)
+      this.#dedup?.delivered(piece.events.map((e) => e.event_id))
       await this.#advance(piece.to)
       return
     }
@@ -593,6 +619,10 @@ export class DeliveryLoop {
         },
         'SinkEventDeadLettered',
       )
+      // Not stored: its L2 claim goes back, so another copy of it may still be stored.
+      await this.#dedup
+        ?.deadLettered([{ key: batch.events[i].event_id, recordStart: batch.recordStart[i] }])
+        .catch((error) => this.#logger.warn({ sink: this.#sink.name, err: error }, 'DedupReleaseFailed'))
       await this.#advance(safeBoundary(batch, j))
       return
     }

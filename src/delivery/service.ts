@@ -5,6 +5,9 @@
  */
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
+import { DeliveryCheck } from '../dedup/delivery-check.ts'
+import { loadNodeId } from '../dedup/node-id.ts'
+import { type L2State, RedisDedup } from '../dedup/redis.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../query/types.ts'
 import { type ClosableQueryBackend, createQueryBackend, createSink } from '../sinks/registry.ts'
@@ -45,6 +48,18 @@ export interface SinkReadiness {
 export interface ReadyReport {
   readonly ok: boolean
   readonly sinks: Record<string, SinkReadiness>
+  /**
+   * The shared dedup layer, when Redis is configured. It never makes the node unready: without
+   * it delivery goes on and the sinks' own idempotency holds (see src/dedup/redis.ts).
+   */
+  readonly dedup?: { readonly l2: L2Readiness }
+}
+
+export interface L2Readiness {
+  readonly ok: boolean
+  readonly error?: string
+  readonly state: L2State['state']
+  readonly errors: number
 }
 
 export class DeliveryService implements QueryBackend {
@@ -53,6 +68,7 @@ export class DeliveryService implements QueryBackend {
   readonly #query: ClosableQueryBackend
   readonly #deadLetter: DeadLetterStore
   readonly #logger: Logger
+  readonly #l2: RedisDedup | undefined
   #stopping: Promise<void> | undefined
 
   private constructor(
@@ -60,7 +76,9 @@ export class DeliveryService implements QueryBackend {
     loops: readonly DeliveryLoop[],
     deadLetter: DeadLetterStore,
     logger: Logger,
+    l2: RedisDedup | undefined,
   ) {
+    this.#l2 = l2
     this.#sinks = sinks
     this.#loops = loops
     this.#deadLetter = deadLetter
@@ -89,6 +107,7 @@ export class DeliveryService implements QueryBackend {
     if (sinks.length !== names.length) throw new TypeError('one sink per config.sinks entry is required')
 
     const deadLetter = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'delivery' })
+    const dedup = await startDedup(config, logger)
     const cursorDir = join(config.dataDir, 'cursors')
     const loops = sinks.map(
       (sink, slot) =>
@@ -111,17 +130,19 @@ export class DeliveryService implements QueryBackend {
             openMs: config.breakerOpenMs,
             maxOpenMs: config.breakerMaxOpenMs,
           },
+          dedup: dedup.checks[slot],
         }),
     )
 
     const opened: Sink[] = []
     try {
       await Promise.all(
-        sinks.map(async (sink) => {
+        sinks.map(async (sink, slot) => {
           await sink.open().catch((error) => {
             throw sinkError(sink, 'did not open', error)
           })
           opened.push(sink)
+          await warmDedup(sink, dedup.checks[slot], config, logger)
         }),
       )
       for (const loop of loops) {
@@ -133,9 +154,10 @@ export class DeliveryService implements QueryBackend {
       await Promise.all(loops.map((loop) => loop.stop({ drain: false })))
       await Promise.all(opened.map((sink) => sink.close().catch(() => {})))
       await deadLetter.close().catch(() => {})
+      await dedup.l2?.close()
       throw error
     }
-    return new DeliveryService(sinks, loops, deadLetter, logger)
+    return new DeliveryService(sinks, loops, deadLetter, logger, dedup.l2)
   }
 
   /** Each sink's published start cursor (after `start`), by name. */
@@ -182,7 +204,11 @@ export class DeliveryService implements QueryBackend {
         ]
       }),
     )
-    return { ok: results.every(([, r]) => r.ok), sinks: Object.fromEntries(results) }
+    return {
+      ok: results.every(([, r]) => r.ok),
+      sinks: Object.fromEntries(results),
+      ...(this.#l2 && { dedup: { l2: await l2Readiness(this.#l2, timeoutMs) } }),
+    }
   }
 
   stats(): DeliveryStats[] {
@@ -206,6 +232,7 @@ export class DeliveryService implements QueryBackend {
           .catch((error) => this.#logger.warn({ sink: sink.name, err: error }, 'SinkCloseFailed'))
       }
       await this.#deadLetter.close()
+      await this.#l2?.close()
     })()
     return this.#stopping
   }
@@ -233,4 +260,88 @@ function sinkError(sink: Sink, what: string, error: unknown): Error {
   if (isSpillwayError(error)) return error
   const message = error instanceof Error ? error.message : String(error)
   return spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${sink.name} ${what}: ${message}`, { cause: error })
+}
+
+/**
+ * The delivery-time dedup check of each sink (src/dedup/delivery-check.ts) and the shared L2 they
+ * use. No check at all when both the cache and Redis are off.
+ */
+async function startDedup(
+  config: Config,
+  logger: Logger,
+): Promise<{ checks: (DeliveryCheck | undefined)[]; l2: RedisDedup | undefined }> {
+  if (config.dedupCacheEntries === 0 && !config.redisUrl) return { checks: [], l2: undefined }
+  const nodeId = await loadNodeId(config.dataDir)
+  let l2: RedisDedup | undefined
+  if (config.redisUrl) {
+    l2 = new RedisDedup({
+      url: config.redisUrl,
+      prefix: config.redisKeyPrefix,
+      windowSeconds: config.dedupWindowSeconds,
+      timeoutMs: config.redisTimeoutMs,
+      logger: logger.child({ component: 'dedup-l2' }),
+    })
+    await l2.connect()
+  }
+  const checks = config.sinks.map(
+    () =>
+      new DeliveryCheck({
+        nodeId,
+        cacheEntries: config.dedupCacheEntries,
+        windowMs: config.dedupWindowSeconds * 1000,
+        l2,
+      }),
+  )
+  logger.info(
+    { nodeId, cacheEntries: config.dedupCacheEntries, l2: l2 ? l2.status.state : 'off' },
+    'DedupStarted',
+  )
+  return { checks, l2 }
+}
+
+/** Fills a sink's dedup cache with the keys it stored in the window, where the sink can list them. */
+async function warmDedup(
+  sink: Sink,
+  check: DeliveryCheck | undefined,
+  config: Config,
+  logger: Logger,
+): Promise<void> {
+  if (!check || !sink.recentKeys || config.dedupCacheEntries === 0) return
+  const started = performance.now()
+  const since = Date.now() - config.dedupWindowSeconds * 1000
+  try {
+    const keys = await sink.recentKeys(since, config.dedupCacheEntries)
+    const warmed = check.warm(keys)
+    logger.info(
+      { sink: sink.name, keys: warmed, ms: Math.round(performance.now() - started) },
+      'DedupCacheWarmed',
+    )
+  } catch (error) {
+    // Not fatal: the cache starts cold, and L2 and the store's own idempotency remain.
+    logger.warn({ sink: sink.name, err: error }, 'DedupCacheWarmFailed')
+  }
+}
+
+async function l2Readiness(l2: RedisDedup, timeoutMs: number): Promise<L2Readiness> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      l2.ping(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)
+      }),
+    ])
+    const { state, errors } = l2.status
+    return { ok: true, state, errors }
+  } catch (error) {
+    const { state, errors } = l2.status
+    return {
+      ok: false,
+      error: `${(error as Error).message}; delivering without the shared dedup layer`,
+      state,
+      errors,
+    }
+  } finally {
+    clearTimeout(timer)
+  }
 }

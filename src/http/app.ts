@@ -177,9 +177,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     releasing(async (request, reply) => {
       const raw = requireBody(request.body)
       const durable = wantsDurable(request)
-      const eventId = await ingestor.acceptEvent(parseJsonBody(raw), context(request), durable)
+      const outcome = await ingestor.acceptEvent(parseJsonBody(raw), context(request), durable)
       reply.code(202)
-      return { status: 'accepted', event_id: eventId }
+      return outcome.duplicate
+        ? { status: 'accepted', event_id: outcome.event_id, duplicate: true }
+        : { status: 'accepted', event_id: outcome.event_id }
     }),
   )
 

@@ -5,15 +5,23 @@
  * before a request gets here; the ingestor only counts the events waiting for a group commit, one
  * of those bounds, and refuses everything once the server is closing.
  *
- * Telemetry: every event the ingestor sees is counted once, as accepted or rejected with a reason,
- * and only when its fate is known — accepted after the append resolved, never before.
+ * L1 dedup: a bounded cache of the keys (`event_id`) this process accepted in the dedup window
+ * (src/dedup/cache.ts). An event whose key is there, or that repeats a key earlier in the same
+ * batch, is answered 202 `duplicate` and not appended. A key is added only once its append
+ * resolved — never before: a key marked before a 503 would turn the client's retry into a silent
+ * loss. Two copies in flight at the same moment both pass L1; the delivery-time check catches the
+ * second (src/dedup/delivery-check.ts).
+ *
+ * Telemetry: every event the ingestor sees is counted once, as accepted, duplicate or rejected
+ * with a reason, and only when its fate is known — accepted after the append resolved, never before.
  */
 import type { Config } from '../config/schema.ts'
+import { DedupCache } from '../dedup/cache.ts'
 import type { DeadLetterStore } from '../delivery/dead-letter.ts'
 import { spillwayError } from '../errors.ts'
 import { parseBatch, validateBatch } from '../intake/batch.ts'
 import { encodeEvents } from '../intake/serialize.ts'
-import type { IntakeContext, IntakeLimits } from '../intake/types.ts'
+import type { IntakeContext, IntakeLimits, NormalizedEvent } from '../intake/types.ts'
 import { validateEvent } from '../intake/validate.ts'
 import type { IntakeRecorder } from '../telemetry/metrics.ts'
 import type { WalWriter } from '../wal/writer.ts'
@@ -24,8 +32,14 @@ export interface BatchOutcome {
   readonly rejected: readonly { readonly index: number; readonly error: string }[]
 }
 
+export interface EventOutcome {
+  readonly event_id: string
+  readonly duplicate: boolean
+}
+
 export class Ingestor {
   readonly #wal: WalWriter
+  readonly #l1: DedupCache
   readonly #limits: IntakeLimits
   readonly #maxBatchEvents: number
   readonly #deadLetters: DeadLetterStore | undefined
@@ -38,6 +52,7 @@ export class Ingestor {
     this.#deadLetters = deadLetters
     this.#metrics = metrics
     this.#maxBatchEvents = config.maxBatchEvents
+    this.#l1 = new DedupCache(config.dedupCacheEntries, config.dedupWindowSeconds * 1000)
     this.#limits = Object.freeze({
       maxEventBytes: config.maxEventBytes,
       maxStringLength: config.maxStringLength,
@@ -64,7 +79,12 @@ export class Ingestor {
     this.#closed = true
   }
 
-  async acceptEvent(input: unknown, ctx: IntakeContext, durable: boolean): Promise<string> {
+  /** Keys L1 holds now (expired ones included until their slot is reused). */
+  get l1Size(): number {
+    return this.#l1.size
+  }
+
+  async acceptEvent(input: unknown, ctx: IntakeContext, durable: boolean): Promise<EventOutcome> {
     this.#metrics?.received(1)
     const result = validateEvent(input, ctx, this.#limits)
     if (!result.ok) {
@@ -73,13 +93,19 @@ export class Ingestor {
         1,
       )
     }
+    const key = result.event.event_id
+    if (this.#l1.has(key)) {
+      this.#metrics?.duplicate(1)
+      return { event_id: key, duplicate: true }
+    }
     try {
       await this.#append(encodeEvents([result.event]), 1, durable)
     } catch (error) {
       throw this.#rejected(error, 1)
     }
+    this.#l1.add(key)
     this.#metrics?.accepted(1)
-    return result.event.event_id
+    return { event_id: key, duplicate: false }
   }
 
   async acceptBatch(
@@ -96,9 +122,12 @@ export class Ingestor {
       this.#metrics?.received(1)
       throw this.#rejected(error, 1)
     }
-    const { events, rejected } = validateBatch(parsed.items, parsed.lineErrors, ctx, this.#limits)
+    const { events: valid, rejected } = validateBatch(parsed.items, parsed.lineErrors, ctx, this.#limits)
     this.#metrics?.received(parsed.items.length)
     this.#metrics?.rejected('invalid', rejected.length)
+    const events = this.#unseen(valid)
+    const duplicates = valid.length - events.length
+    this.#metrics?.duplicate(duplicates)
     try {
       if (rejected.length > 0 && this.#deadLetters) {
         await this.#deadLetters.append(
@@ -115,8 +144,27 @@ export class Ingestor {
     } catch (error) {
       throw this.#rejected(error, events.length)
     }
+    for (const event of events) this.#l1.add(event.event_id)
     this.#metrics?.accepted(events.length)
-    return { accepted: events.length, duplicates: 0, rejected }
+    return { accepted: events.length, duplicates, rejected }
+  }
+
+  /** The events whose key is neither in L1 nor earlier in the same batch. */
+  #unseen(events: NormalizedEvent[]): NormalizedEvent[] {
+    if (this.#l1.capacity === 0) return events
+    const now = Date.now()
+    const seen = new Set<string>()
+    let unseen: NormalizedEvent[] | undefined
+    for (let i = 0; i < events.length; i++) {
+      const key = events[i].event_id
+      if (this.#l1.has(key, now) || seen.has(key)) {
+        unseen ??= events.slice(0, i)
+        continue
+      }
+      seen.add(key)
+      unseen?.push(events[i])
+    }
+    return unseen ?? events
   }
 
   #rejected(error: unknown, count: number): unknown {

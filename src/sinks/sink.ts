@@ -44,6 +44,13 @@ export interface Sink {
    * delivery keeps their cursor in a file.
    */
   loadCursor?(): Promise<number | null>
+  /**
+   * Stores that can list what they hold answer the dedup keys (`event_id`) of events received
+   * since `sinceMs` (Unix ms), at most `limit`, the newest ones, each with its receipt time (ms),
+   * in receipt order. Delivery warms its dedup cache with them at start, so a restart does not
+   * forget what was stored (src/dedup/delivery-check.ts).
+   */
+  recentKeys?(sinceMs: number, limit: number): Promise<Iterable<readonly [key: string, receivedAtMs: number]>>
   write(batch: SinkBatch): Promise<Verdict>
   /** Resolves when the sink's backend answers; rejects with the reason otherwise (readiness). */
   ping(): Promise<void>

@@ -22,6 +22,8 @@ export const SINK_COUNTERS = [
   'breakerOpens',
   'refusedBatches',
   'deadLettered',
+  'duplicatesDelivery',
+  'duplicatesL2',
 ] as const
 
 export type SinkCounter = (typeof SINK_COUNTERS)[number]

@@ -28,6 +28,8 @@ export type { RejectReason } from './reasons.ts'
 export interface IntakeRecorder {
   received(count: number): void
   accepted(count: number): void
+  /** Events answered as duplicates by L1 (received, not appended). */
+  duplicate(count: number): void
   rejected(reason: RejectReason, count: number): void
   deadLettered(count: number): void
   /** Counts `count` events rejected for `error` and marks it, so the HTTP layer does not count it again. */
@@ -92,6 +94,7 @@ export class ServerMetrics implements IntakeRecorder {
   // builds the series from them at scrape time.
   #received = 0
   #accepted = 0
+  #l1Duplicates = 0
   readonly #rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]))
   readonly #httpRequests = new Map<string, { labels: Labels; count: number }>()
   readonly #ingestLatency = new Map<string, { labels: Labels; histogram: BucketHistogram }>()
@@ -126,8 +129,42 @@ export class ServerMetrics implements IntakeRecorder {
       'Events recognised as duplicates, by dedup layer.',
       ['layer'],
       registers,
-      () => DUPLICATE_LAYERS.map((layer) => [{ layer }, 0]),
+      async () => {
+        // Delivery-time layers: every sink's check skips the same events; the first sink's count.
+        const totals = await this.#delivery()
+        const first = this.#totals.latest.find((s) => s.slot === 0)
+        const t = first ? totals.get(first.sink) : undefined
+        const counts = {
+          l1: this.#l1Duplicates,
+          l2: t?.duplicatesL2 ?? 0,
+          delivery: t?.duplicatesDelivery ?? 0,
+        }
+        return DUPLICATE_LAYERS.map((layer) => [{ layer }, counts[layer]])
+      },
     )
+    monotonic(
+      'dedup_l2_errors_total',
+      'Failed or skipped Redis round trips of the shared dedup layer (each: a batch delivered without L2).',
+      [],
+      registers,
+      async () => {
+        await this.#delivery()
+        const l2 = this.#totals.latest.find((s) => s.slot === 0)?.dedupL2
+        return l2 ? [[{}, l2.errors]] : []
+      },
+    )
+    const metrics = this
+    new Gauge({
+      name: 'dedup_l2_up',
+      help: 'Whether the shared dedup layer (Redis) answered its last round trip: 1 up, 0 down (absent without REDIS_URL).',
+      registers,
+      async collect() {
+        await metrics.#delivery()
+        this.reset()
+        const l2 = metrics.#totals.latest.find((s) => s.slot === 0)?.dedupL2
+        if (l2) this.set(l2.state === 'up' ? 1 : 0)
+      },
+    })
     monotonic(
       'http_requests_total',
       'HTTP requests answered on the API port, by route, method and status.',
@@ -296,6 +333,10 @@ export class ServerMetrics implements IntakeRecorder {
 
   received(count: number): void {
     this.#received += count
+  }
+
+  duplicate(count: number): void {
+    this.#l1Duplicates += count
   }
 
   accepted(count: number): void {

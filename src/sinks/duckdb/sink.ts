@@ -66,6 +66,9 @@ ON CONFLICT (sink) DO UPDATE SET
 
 const STAGE = 'spillway_stage'
 
+const RECENT_KEYS = `SELECT event_id, epoch_ms(received_at) FROM events
+WHERE received_at >= $1 ORDER BY received_at DESC LIMIT $2`
+
 /** Columns of a WAL NDJSON line (a NormalizedEvent) as read_ndjson should type them. */
 const NDJSON_COLUMNS = `{event_id: 'VARCHAR', event_name: 'VARCHAR', channel: 'VARCHAR', campaign_id: 'VARCHAR',
   user_id: 'VARCHAR', timestamp: 'BIGINT', received_at: 'BIGINT', tags: 'VARCHAR[]', metadata: 'JSON'}`
@@ -141,6 +144,23 @@ export class DuckDbSink implements Sink {
 
   write(batch: SinkBatch): Promise<Verdict> {
     return this.#serial(() => this.#write(batch))
+  }
+
+  /** See Sink.recentKeys: the newest `limit` keys received since `sinceMs`, oldest first. */
+  recentKeys(sinceMs: number, limit: number): Promise<[string, number][]> {
+    return this.#serial(async () => {
+      const reader = await this.#open().runAndReadAll(RECENT_KEYS, [
+        new DuckDBTimestampValue(BigInt(Math.floor(sinceMs)) * 1000n),
+        BigInt(limit),
+      ])
+      const rows = reader.getRows()
+      const keys: [string, number][] = new Array(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[rows.length - 1 - i]
+        keys[i] = [row[0] as string, Number(row[1] as bigint)]
+      }
+      return keys
+    })
   }
 
   ping(): Promise<void> {

@@ -26,6 +26,9 @@ function stats(sink: string, rows: number, extra: Partial<DeliveryStats> = {}): 
     lastDeliveredAt: null,
     batchRows: { buckets: BUCKETS, counts: [0, 0, rows > 0 ? 1 : 0], sum: rows, count: rows > 0 ? 1 : 0 },
     batchLatencyMs: { buckets: BUCKETS, counts: [0, 0, 0], sum: 0, count: 0 },
+    duplicatesDelivery: 0,
+    duplicatesL2: 0,
+    dedupL2: null,
     ...extra,
   }
 }

@@ -1,0 +1,80 @@
+/**
+ * Dedup keys straight from WAL payloads, without decoding the events: delivery reads NDJSON and
+ * hands it to sinks that load it natively, so the delivery-time dedup check must not pay for a
+ * JSON.parse of every event. The intake writes every line as `{"event_id":"…",…}` (serialize.ts
+ * fixes the field order), so the key is the JSON string right after that prefix: sliced as is when
+ * it holds no escape, parsed as a JSON string when it does. A line of any other shape (not written
+ * by this version) is decoded whole, so the answer is always the event's `event_id`.
+ */
+
+const NEWLINE = 0x0a
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const PREFIX = Buffer.from('{"event_id":"')
+
+export interface PayloadKeys {
+  /** The event_id of each line, in order. */
+  readonly keys: string[]
+  /** Byte offset of each line's start; `starts[i + 1]` (or the payload's end) is where it ends. */
+  readonly starts: number[]
+}
+
+/** The dedup key of every line of an NDJSON payload (blank lines are not events and are skipped). */
+export function payloadKeys(payload: Buffer): PayloadKeys {
+  const keys: string[] = []
+  const starts: number[] = []
+  let start = 0
+  while (start < payload.length) {
+    let end = payload.indexOf(NEWLINE, start)
+    if (end === -1) end = payload.length
+    if (end > start) {
+      keys.push(lineKey(payload, start, end))
+      starts.push(start)
+    }
+    start = end + 1
+  }
+  return { keys, starts }
+}
+
+function lineKey(payload: Buffer, start: number, end: number): string {
+  if (
+    end - start > PREFIX.length &&
+    payload.compare(PREFIX, 0, PREFIX.length, start, start + PREFIX.length) === 0
+  ) {
+    const from = start + PREFIX.length
+    let escaped = false
+    for (let i = from; i < end; i++) {
+      const byte = payload[i]
+      if (byte === BACKSLASH) {
+        escaped = true
+        i++
+      } else if (byte === QUOTE) {
+        return escaped
+          ? (JSON.parse(payload.toString('utf8', from - 1, i + 1)) as string)
+          : payload.toString('utf8', from, i)
+      }
+    }
+  }
+  const event = JSON.parse(payload.toString('utf8', start, end)) as { event_id?: unknown }
+  if (typeof event.event_id !== 'string') throw new Error('WAL line has no string event_id')
+  return event.event_id
+}
+
+/**
+ * The payload without the lines whose `keep[i]` is false (lines as `payloadKeys` found them); the
+ * same buffer when every line is kept. Each kept line keeps its newline.
+ */
+export function keepLines(payload: Buffer, parsed: PayloadKeys, keep: readonly boolean[]): Buffer {
+  const { starts } = parsed
+  if (keep.every(Boolean)) return payload
+  const parts: Buffer[] = []
+  for (let i = 0; i < starts.length; i++) {
+    if (!keep[i]) continue
+    let end = i + 1 < starts.length ? starts[i + 1] : payload.length
+    // A line ends at its newline; blank lines between events are dropped with the skipped ones.
+    const newline = payload.indexOf(NEWLINE, starts[i])
+    if (newline !== -1 && newline < end) end = newline + 1
+    parts.push(payload.subarray(starts[i], end))
+  }
+  return Buffer.concat(parts)
+}

@@ -1,0 +1,203 @@
+/**
+ * L2: the dedup layer all nodes share, in Redis (`REDIS_URL`).
+ *
+ * Claims. For a batch of keys, one pipelined round trip of `SET <prefix><key> <token> NX GET EX
+ * <window>`: atomic per key (two nodes claiming one key at once: exactly one gets it), unlike
+ * MGET-then-SETEX, which races. `NX GET` (Redis ≥ 7.0) also answers who holds a key that was
+ * already there, in the same command.
+ *
+ * The token. The value is not `1` but the claimant: `<node id>:<WAL position of the record>`. So
+ * a claim can never turn a retry into a loss: when a batch whose keys this node claimed fails to
+ * reach the sink — a sink outage, a timeout, a crash between the claim and the sink's commit —
+ * the same record is delivered again later, claims again, and finds its own token: `ours`, so it
+ * is delivered, not dropped. Only a key held by another record (another node's copy, or an
+ * earlier copy in this node's own log) is a duplicate. Events dead-lettered after a claim give
+ * their key back (compare-and-delete), so another copy of them can still be stored.
+ *
+ * Outages. Redis down, slow (`timeoutMs`) or answering errors never stops delivery: `claim`
+ * answers null ("no L2 verdict") and the caller delivers — the sinks' own idempotency holds the
+ * line. The outage is logged once when it starts and once when it ends, counted, and shown in
+ * readiness details. The client does not queue commands while disconnected (they would only make
+ * delivery wait) and reconnects in the background.
+ */
+import { Redis } from 'ioredis'
+import type { Logger } from '../telemetry/logger.ts'
+
+export type ClaimState = 'new' | 'ours' | 'taken'
+
+export interface RedisDedupOptions {
+  readonly url: string
+  readonly prefix: string
+  readonly windowSeconds: number
+  readonly timeoutMs: number
+  readonly logger: Logger
+}
+
+export interface L2State {
+  /** `up`: the last round trip worked; `down`: Redis is not usable now; `connecting`: not yet known. */
+  readonly state: 'up' | 'down' | 'connecting'
+  /** Failed round trips and skipped claims since start (each one a batch delivered without L2). */
+  readonly errors: number
+  readonly lastError: string | null
+  readonly downSince: number | null
+}
+
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+
+export class RedisDedup {
+  readonly #client: Redis
+  readonly #prefix: string
+  readonly #window: number
+  readonly #logger: Logger
+  readonly #url: string
+  #state: L2State['state'] = 'connecting'
+  #errors = 0
+  #lastError: string | null = null
+  #downSince: number | null = null
+  #closed = false
+
+  constructor(options: RedisDedupOptions) {
+    this.#prefix = options.prefix
+    this.#window = options.windowSeconds
+    this.#logger = options.logger
+    this.#url = redactUrl(options.url)
+    this.#client = new Redis(options.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.timeoutMs,
+      connectTimeout: Math.max(options.timeoutMs, 1000),
+      enableReadyCheck: true,
+      // Reconnect forever, at most every 2 s: delivery goes on without L2 meanwhile.
+      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+    })
+    this.#client.on('error', (error) => this.#down(error))
+    this.#client.on('ready', () => this.#up())
+  }
+
+  /** Starts connecting; resolves when connected or when the first attempt failed (never rejects). */
+  async connect(): Promise<void> {
+    try {
+      await this.#client.connect()
+    } catch (error) {
+      this.#down(error)
+    }
+  }
+
+  get status(): L2State {
+    return {
+      state: this.#state,
+      errors: this.#errors,
+      lastError: this.#lastError,
+      downSince: this.#downSince,
+    }
+  }
+
+  /**
+   * Claims `keys[i]` for `tokens[i]`, all in one round trip. Per key: `new` (claimed now),
+   * `ours` (already held by the same token: a redelivery), `taken` (held by another token: a
+   * duplicate). null when Redis could not answer: deliver everything.
+   */
+  async claim(keys: readonly string[], tokens: readonly string[]): Promise<ClaimState[] | null> {
+    if (keys.length === 0) return []
+    if (!this.#usable()) return null
+    const pipeline = this.#client.pipeline()
+    for (let i = 0; i < keys.length; i++) {
+      pipeline.call('SET', [this.#prefix + keys[i], tokens[i], 'NX', 'GET', 'EX', this.#window])
+    }
+    let results: [Error | null, unknown][] | null
+    try {
+      results = await pipeline.exec()
+    } catch (error) {
+      this.#down(error)
+      return null
+    }
+    if (!results) {
+      this.#down(new Error('Redis pipeline returned nothing'))
+      return null
+    }
+    const states: ClaimState[] = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      const [error, held] = results[i]
+      if (error) {
+        // A command error (a connection lost halfway, a key of another type): no verdict for
+        // the whole batch, so nothing is dropped on a half answer.
+        this.#down(error)
+        return null
+      }
+      states[i] = held === null ? 'new' : held === tokens[i] ? 'ours' : 'taken'
+    }
+    this.#up()
+    return states
+  }
+
+  /** Gives back claims still held by these tokens (events that were dead-lettered). Best effort. */
+  async release(keys: readonly string[], tokens: readonly string[]): Promise<void> {
+    if (keys.length === 0 || !this.#usable()) return
+    const pipeline = this.#client.pipeline()
+    for (let i = 0; i < keys.length; i++)
+      pipeline.call('EVAL', [RELEASE, 1, this.#prefix + keys[i], tokens[i]])
+    try {
+      await pipeline.exec()
+    } catch (error) {
+      this.#down(error)
+    }
+  }
+
+  /** Round trip to Redis (readiness details); rejects with the reason. */
+  async ping(): Promise<void> {
+    if (this.#client.status !== 'ready') throw new Error(`Redis at ${this.#url} is ${this.#client.status}`)
+    await this.#client.ping()
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    try {
+      await this.#client.quit()
+    } catch {
+      this.#client.disconnect()
+    }
+  }
+
+  #usable(): boolean {
+    if (this.#client.status === 'ready') return true
+    this.#down(new Error(`Redis at ${this.#url} is ${this.#client.status}`))
+    return false
+  }
+
+  #down(error: unknown): void {
+    if (this.#closed) return
+    this.#errors++
+    const message = error instanceof Error ? error.message : String(error)
+    this.#lastError = message
+    if (this.#state === 'down') return
+    this.#state = 'down'
+    this.#downSince = Date.now()
+    // Logged once per outage; delivery goes on and the sinks' idempotency holds meanwhile.
+    this.#logger.error({ redis: this.#url, err: message }, 'DedupL2Unavailable')
+  }
+
+  #up(): void {
+    if (this.#state === 'up') return
+    const wasDown = this.#state === 'down'
+    this.#state = 'up'
+    if (wasDown) {
+      this.#logger.info(
+        { redis: this.#url, downMs: Date.now() - (this.#downSince ?? Date.now()), errors: this.#errors },
+        'DedupL2Recovered',
+      )
+    }
+    this.#downSince = null
+  }
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'redis (unparsable URL)'
+  }
+}
