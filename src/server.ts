@@ -127,11 +127,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         }
       }
       const sinks = await delivery.ready()
-      if (sinks.ok) return { ok: true }
+      // The shared dedup layer is shown, never required: without it delivery goes on.
+      const dedup = sinks.dedup && { dedup: sinks.dedup }
+      if (sinks.ok) return dedup ? { ok: true, details: dedup } : { ok: true }
       const failing = Object.entries(sinks.sinks)
         .filter(([, s]) => !s.ok)
         .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
-      return { ok: false, error: failing.join('; '), details: { sinks: sinks.sinks } }
+      return { ok: false, error: failing.join('; '), details: { sinks: sinks.sinks, ...dedup } }
     },
   })
 
