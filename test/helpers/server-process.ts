@@ -13,6 +13,8 @@ export const NODE = process.execPath
 
 export interface ServerProcess {
   readonly url: string
+  /** The operations port (Prometheus `GET /metrics`). */
+  readonly metricsUrl: string
   readonly proc: ChildProcess
   readonly logFile: string
   kill(signal: NodeJS.Signals): void
@@ -44,7 +46,7 @@ export async function startServerProcess(
     ([code, signal]) => ({ code, signal }) as { code: number | null; signal: NodeJS.Signals | null },
   )
   proc.stderr!.pipe(log, { end: false })
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, metricsUrl } = await new Promise<{ url: string; metricsUrl: string }>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! })
     const timer = setTimeout(
       () => reject(new Error(`server did not start within 30 s; see ${logFile}`)),
@@ -56,7 +58,7 @@ export async function startServerProcess(
         const entry = JSON.parse(line)
         if (entry.msg === 'ServerStarted') {
           clearTimeout(timer)
-          resolve(entry.url)
+          resolve({ url: entry.url, metricsUrl: entry.metricsUrl })
         }
       } catch {}
     })
@@ -67,6 +69,7 @@ export async function startServerProcess(
   })
   return {
     url,
+    metricsUrl,
     proc,
     logFile,
     kill: (signal) => proc.kill(signal),

@@ -69,7 +69,7 @@ test(`overload: ${SINGLE_CONNECTIONS + BATCH_CONNECTIONS} connections for ${SECO
     SPILLWAY_DELIVERY_LINGER_MS: '0',
     SPILLWAY_SHUTDOWN_TIMEOUT_MS: '5000',
   })
-  const metricsUrl = await startedField(server.logFile, 'metricsUrl')
+  const metricsUrl = server.metricsUrl
   const pid = server.proc.pid!
 
   const post = (path: string, type: string, body: string) =>
@@ -289,15 +289,4 @@ function histogramQuantile(
     .sort((a, b) => a[0] - b[0])
   const total = buckets[buckets.length - 1][1]
   return buckets.find(([, count]) => count >= q * total)![0]
-}
-
-/** A field of the server's 'ServerStarted' log line. */
-async function startedField(logFile: string, field: string): Promise<string> {
-  for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
-    try {
-      const entry = JSON.parse(line)
-      if (entry.msg === 'ServerStarted') return String(entry[field])
-    } catch {}
-  }
-  throw new Error(`no ServerStarted line in ${logFile}`)
 }
