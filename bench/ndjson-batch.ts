@@ -12,15 +12,30 @@ import { ensureWrk, machine, round, startBaseline, startSpillway, stopGracefully
 
 const BATCH = 1000
 
-export async function benchNdjsonBatch(seconds = 15, connections = 8) {
-  await ensureWrk()
-  const env = { BATCH: String(BATCH) }
-  const baseline = await startBaseline()
-  await wrk(`${baseline.url}/events/batch`, 'ndjson-batch.lua', { seconds: 2, connections, env })
-  const bare = await wrk(`${baseline.url}/events/batch`, 'ndjson-batch.lua', { seconds, connections, env })
-  await baseline.stop()
+export interface BatchLoadResult {
+  readonly eventsPerSec: number
+  readonly p99Ms: number
+  readonly non2xx: number
+  readonly accepted: number
+  readonly stored: number
+  readonly deliveryRowsPerSec: number
+  readonly deliveryRowsPerSecDuringLoad: number | null
+  readonly drainSecondsAfterLoad: number
+  readonly maxBacklogEvents: number
+  /** wrk's request rate (for ratios against a baseline). */
+  readonly requestsPerSec: number
+}
 
-  const spillway = await startSpillway()
+/**
+ * One Spillway server (env as given), NDJSON batches from wrk for `seconds`, then the drain of
+ * what the load left in the WAL; stored rows sampled every second from GET /metrics.
+ */
+export async function measureBatchLoad(
+  env: Record<string, string>,
+  seconds: number,
+  connections: number,
+): Promise<BatchLoadResult> {
+  const spillway = await startSpillway(env)
   const stored = async () => {
     const answer = await send(`${spillway.url}/metrics?event_name=bench_batch`)
     return Number(answer.body.total_events)
@@ -34,7 +49,11 @@ export async function benchNdjsonBatch(seconds = 15, connections = 8) {
       await new Promise((r) => setTimeout(r, 1000))
     }
   })()
-  const load = await wrk(`${spillway.url}/events/batch`, 'ndjson-batch.lua', { seconds, connections, env })
+  const load = await wrk(`${spillway.url}/events/batch`, 'ndjson-batch.lua', {
+    seconds,
+    connections,
+    env: { BATCH: String(BATCH) },
+  })
   const loadEnded = (performance.now() - started) / 1000
   const accepted = (load.requests - load.non2xx) * BATCH
   // Let delivery finish what the load left in the WAL (bounded wait).
@@ -51,28 +70,40 @@ export async function benchNdjsonBatch(seconds = 15, connections = 8) {
   const duringLoad = samples.filter((s) => s.t <= loadEnded)
   const lastDuringLoad = duringLoad.at(-1)
   return {
+    eventsPerSec: round(load.requestsPerSec * BATCH),
+    requestsPerSec: load.requestsPerSec,
+    p99Ms: load.latencyMs.p99,
+    non2xx: load.non2xx,
+    accepted,
+    stored: total,
+    deliveryRowsPerSec: round(total / (drained - firstRow)),
+    deliveryRowsPerSecDuringLoad: lastDuringLoad
+      ? round(lastDuringLoad.stored / (lastDuringLoad.t - firstRow))
+      : null,
+    drainSecondsAfterLoad: round(drained - loadEnded, 1),
+    maxBacklogEvents: Math.max(
+      0,
+      ...duringLoad.map((s) => Math.round((accepted * s.t) / loadEnded) - s.stored),
+    ),
+  }
+}
+
+export async function benchNdjsonBatch(seconds = 15, connections = 8) {
+  await ensureWrk()
+  const env = { BATCH: String(BATCH) }
+  const baseline = await startBaseline()
+  await wrk(`${baseline.url}/events/batch`, 'ndjson-batch.lua', { seconds: 2, connections, env })
+  const bare = await wrk(`${baseline.url}/events/batch`, 'ndjson-batch.lua', { seconds, connections, env })
+  await baseline.stop()
+  const { requestsPerSec, ...spillway } = await measureBatchLoad({}, seconds, connections)
+  return {
     benchmark: `NDJSON batches of ${BATCH}, durable ack, DuckDB delivery`,
     machine: machine(),
     seconds,
     connections,
     baseline: { eventsPerSec: round(bare.requestsPerSec * BATCH) },
-    spillway: {
-      eventsPerSec: round(load.requestsPerSec * BATCH),
-      p99Ms: load.latencyMs.p99,
-      non2xx: load.non2xx,
-      accepted,
-      stored: total,
-      deliveryRowsPerSec: round(total / (drained - firstRow)),
-      deliveryRowsPerSecDuringLoad: lastDuringLoad
-        ? round(lastDuringLoad.stored / (lastDuringLoad.t - firstRow))
-        : null,
-      drainSecondsAfterLoad: round(drained - loadEnded, 1),
-      maxBacklogEvents: Math.max(
-        0,
-        ...duringLoad.map((s) => Math.round((accepted * s.t) / loadEnded) - s.stored),
-      ),
-    },
-    ratio: round(load.requestsPerSec / bare.requestsPerSec, 2),
+    spillway,
+    ratio: round(requestsPerSec / bare.requestsPerSec, 2),
     targets: { eventsPerSec: 250_000, deliveryRowsPerSec: 150_000 },
   }
 }

