@@ -44,7 +44,7 @@ function lineKey(payload: Buffer, start: number, end: number): string {
       const byte = payload[i]
       if (byte === QUOTE) {
         // ASCII without escapes (the usual UUID or counter): latin1 is the cheapest exact decode.
-        return plain ? payload.latin1Slice(from, i) : payload.toString('utf8', from, i)
+        return plain ? payload.toString('latin1', from, i) : payload.toString('utf8', from, i)
       }
       if (byte === BACKSLASH) return escapedKey(payload, start, end)
       if (byte > 0x7f) plain = false
