@@ -48,8 +48,18 @@ describe('POST /events', () => {
     const b = await postJson(`${url}/events`, valid({ user_id: 'hash-user', sent_at: now + 1 }))
     assert.equal(a.status, 202)
     assert.equal(a.body.event_id, b.body.event_id)
+    assert.equal(b.status, 202)
+    assert.equal(b.body.duplicate, true, 'the retry is answered as a duplicate')
     const c = await postJson(`${url}/events`, valid({ user_id: 'other-user' }))
     assert.notEqual(c.body.event_id, a.body.event_id)
+  })
+
+  test('a repeated event_id is answered 202 with duplicate: true', async () => {
+    const first = await postJson(`${url}/events`, valid({ event_id: 'dup-1' }))
+    assert.deepEqual(first.body, { status: 'accepted', event_id: 'dup-1' })
+    const again = await postJson(`${url}/events`, valid({ event_id: 'dup-1', user_id: 'someone else' }))
+    assert.equal(again.status, 202)
+    assert.deepEqual(again.body, { status: 'accepted', event_id: 'dup-1', duplicate: true })
   })
 
   test('the Idempotency-Key header is the key when the body has no event_id', async () => {
@@ -182,19 +192,48 @@ describe('POST /events', () => {
 
 describe('POST /events/batch', () => {
   test('a JSON array is accepted', async () => {
-    const answer = await postJson(`${url}/events/batch`, [valid(), valid({ user_id: 'u2' })])
+    const answer = await postJson(`${url}/events/batch`, [
+      valid({ event_id: 'arr-1' }),
+      valid({ user_id: 'u2' }),
+    ])
     assert.equal(answer.status, 202)
     assert.deepEqual(answer.body, { accepted: 2, duplicates: 0, rejected: [] })
   })
 
+  test('repeats are answered as duplicates: within the batch and of events accepted before', async () => {
+    const first = await postJson(`${url}/events/batch`, [valid({ event_id: 'rep-1' })])
+    assert.deepEqual(first.body, { accepted: 1, duplicates: 0, rejected: [] })
+    const answer = await postJson(`${url}/events/batch`, [
+      valid({ event_id: 'rep-1' }),
+      valid({ event_id: 'rep-2' }),
+      valid({ event_id: 'rep-2' }),
+      valid({ event_id: 'rep-3', channel: 'fax' }),
+    ])
+    assert.equal(answer.status, 202)
+    assert.equal(answer.body.accepted, 1)
+    assert.equal(answer.body.duplicates, 2)
+    assert.equal(answer.body.rejected.length, 1)
+    const again = await postJson(`${url}/events/batch`, [
+      valid({ event_id: 'rep-1' }),
+      valid({ event_id: 'rep-2' }),
+    ])
+    assert.equal(again.status, 202, 'all duplicates is still a 202')
+    assert.deepEqual(again.body, { accepted: 0, duplicates: 2, rejected: [] })
+  })
+
   test('{"events": [...]} is accepted, and /events/bulk is an alias', async () => {
-    const answer = await postJson(`${url}/events/bulk`, { events: [valid()] })
+    const answer = await postJson(`${url}/events/bulk`, { events: [valid({ event_id: 'bulk-1' })] })
     assert.equal(answer.status, 202)
     assert.equal(answer.body.accepted, 1)
   })
 
   test('NDJSON with gzip is accepted; bad lines are rejected by index', async () => {
-    const body = [JSON.stringify(valid()), '{nope', '', JSON.stringify(valid({ channel: 'fax' }))].join('\n')
+    const body = [
+      JSON.stringify(valid({ event_id: 'nd-1' })),
+      '{nope',
+      '',
+      JSON.stringify(valid({ channel: 'fax' })),
+    ].join('\n')
     const answer = await send(`${url}/events/batch`, {
       method: 'POST',
       body: gzipSync(body),
@@ -210,7 +249,11 @@ describe('POST /events/batch', () => {
   })
 
   test('valid events are accepted and invalid ones reported by index', async () => {
-    const answer = await postJson(`${url}/events/batch`, [valid(), valid({ timestamp: 'x' }), valid()])
+    const answer = await postJson(`${url}/events/batch`, [
+      valid({ event_id: 'mix-1' }),
+      valid({ timestamp: 'x' }),
+      valid({ event_id: 'mix-2' }),
+    ])
     assert.equal(answer.status, 202)
     assert.equal(answer.body.accepted, 2)
     assert.deepEqual(answer.body.rejected.length, 1)
