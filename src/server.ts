@@ -82,6 +82,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   )
   const metrics = new ServerMetrics({
     queuedEvents: () => ingestor?.pendingEvents ?? 0,
+    l1Keys: () => ingestor?.l1Size ?? 0,
     wal: () => {
       const stats = wal.stats
       return {

@@ -146,6 +146,8 @@ export interface DeliveryStats {
   /** Events the delivery-time dedup check cut out, by layer (0 without a check). */
   readonly duplicatesDelivery: number
   readonly duplicatesL2: number
+  /** Keys in this sink's delivery-time dedup cache. */
+  readonly dedupCacheKeys: number
   /** The shared L2 layer's state, null when no Redis is configured. */
   readonly dedupL2: L2State | null
 }
@@ -407,6 +409,7 @@ export class DeliveryLoop {
       duplicatesDelivery: this.#dedup?.counts.delivery ?? 0,
       duplicatesL2: this.#dedup?.counts.l2 ?? 0,
       dedupL2: this.#dedup?.l2 ?? null,
+      dedupCacheKeys: this.#dedup?.cacheSize ?? 0,
     }
   }
 

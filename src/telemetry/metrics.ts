@@ -67,6 +67,8 @@ export interface WalReading {
 export interface MetricSources {
   /** Events waiting for a WAL group commit. */
   readonly queuedEvents: () => number
+  /** Keys in the L1 dedup cache. */
+  readonly l1Keys?: () => number
   readonly wal: () => WalReading
   /** Per sink, from the shared cursors (no message to the delivery thread). */
   readonly sinkBacklog: () => readonly { readonly sink: string; readonly bytes: number }[]
@@ -195,6 +197,11 @@ export class ServerMetrics implements IntakeRecorder {
         },
       })
     gauge('ingest_queue_size', 'Events waiting for a WAL group commit.', () => sources.queuedEvents())
+    gauge(
+      'dedup_l1_keys',
+      'Keys held by the L1 dedup cache of the HTTP path (bounded by dedupCacheEntries).',
+      () => sources.l1Keys?.() ?? 0,
+    )
     gauge('wal_head_bytes', 'End of the durable WAL (a byte position).', () => sources.wal().head)
     gauge(
       'wal_backlog_bytes',
@@ -291,6 +298,17 @@ export class ServerMetrics implements IntakeRecorder {
           for (const state of ['closed', 'open', 'half-open'])
             this.set({ sink: s.sink, state }, s.breaker === state ? 1 : 0)
         }
+      },
+    })
+    new Gauge({
+      name: 'dedup_delivery_keys',
+      help: "Keys held by each sink's delivery-time dedup cache (bounded by dedupCacheEntries).",
+      labelNames: ['sink'],
+      registers,
+      async collect() {
+        await self.#delivery()
+        this.reset()
+        for (const s of self.#totals.latest) this.set({ sink: s.sink }, s.dedupCacheKeys)
       },
     })
     new Gauge({

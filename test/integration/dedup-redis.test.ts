@@ -180,3 +180,46 @@ test('a repeat sent after L1 forgot it is caught by L2 and counted there', async
   const m = await scrape()
   assert.equal(sampleValue(m, 'events_duplicate_total', { layer: 'l1' }), 1)
 })
+
+test('a flood of unique keys keeps L1 and the delivery cache at their bound', async (t) => {
+  const server = await startTestServer(t, { dedupCacheEntries: 500, deliveryLingerMs: 0 })
+  const now = Math.floor(Date.now() / 1000)
+  const scrape = async () => parsePrometheusText(await (await fetch(`${server.metricsUrl}/metrics`)).text())
+  for (let b = 0; b < 20; b++) {
+    const lines = Array.from({ length: 500 }, (_, i) =>
+      JSON.stringify({
+        event_id: `flood-${b}-${i}`,
+        event_name: 'flood',
+        channel: 'web',
+        user_id: 'u',
+        timestamp: now,
+      }),
+    )
+    const answer = await send(`${server.url}/events/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: lines.join('\n'),
+    })
+    assert.equal(answer.status, 202)
+    assert.equal(sampleValue(await scrape(), 'dedup_l1_keys'), 500, 'L1 full, never above its bound')
+  }
+  const total = async () => (await send(`${server.url}/metrics?event_name=flood`)).body.total_events as number
+  await eventually(async () => (await total()) === 10_000, 'the flood stored')
+  assert.equal(sampleValue(await scrape(), 'dedup_delivery_keys', { sink: 'duckdb' }), 500)
+  // The newest keys are still known: a resend of the last batch is all duplicates.
+  const last = Array.from({ length: 3 }, (_, i) =>
+    JSON.stringify({
+      event_id: `flood-19-${497 + i}`,
+      event_name: 'flood',
+      channel: 'web',
+      user_id: 'u',
+      timestamp: now,
+    }),
+  )
+  const again = await send(`${server.url}/events/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: last.join('\n'),
+  })
+  assert.deepEqual(again.body, { accepted: 0, duplicates: 3, rejected: [] })
+})

@@ -29,6 +29,7 @@ function stats(sink: string, rows: number, extra: Partial<DeliveryStats> = {}): 
     duplicatesDelivery: 0,
     duplicatesL2: 0,
     dedupL2: null,
+    dedupCacheKeys: 0,
     ...extra,
   }
 }
