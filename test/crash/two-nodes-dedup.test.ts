@@ -8,20 +8,20 @@
  * other node, it is restarted, redelivers its WAL, and still nothing is stored twice or lost.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
-import { startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
 import {
   assertStoredOnce,
+  killAndRestartFirst,
   type NodeHandle,
   planSends,
   runSends,
+  startNode,
   stopNode,
+  storedSoFar,
   waitForStored,
 } from '../helpers/two-nodes.ts'
 
@@ -33,28 +33,12 @@ after(() => redis.stop())
 
 const UNIQUE = Number(process.env['TWO_NODE_EVENTS'] ?? 6000)
 
-async function node(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<NodeHandle> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-node-'))
-  t.after(() => rm(dataDir, { recursive: true, force: true }))
-  const env = {
+const node = (t: { after: (fn: () => Promise<void>) => void }, prefix: string) =>
+  startNode(t, {
     REDIS_URL: redis.url,
     SPILLWAY_REDIS_KEY_PREFIX: prefix,
     SPILLWAY_DELIVERY_LINGER_MS: '20',
-  }
-  const start = async () => {
-    const server = await startServerProcess(dataDir, env)
-    return { server, metricsUrl: server.metricsUrl }
-  }
-  const handle: NodeHandle = { dataDir, ...(await start()), restart: start }
-  // A failed assertion must not leave the node running (its pipes would keep the test alive).
-  t.after(async () => {
-    if (handle.server.proc.exitCode === null && handle.server.proc.signalCode === null) {
-      handle.server.kill('SIGKILL')
-      await handle.server.exited()
-    }
   })
-  return handle
-}
 
 const storedCounts = async (nodes: readonly NodeHandle[]) => {
   const total = new Map<string, number>()
@@ -64,16 +48,6 @@ const storedCounts = async (nodes: readonly NodeHandle[]) => {
     }
   }
   return total
-}
-
-/** Rows stored so far on both nodes (their /metrics), while they run. */
-const storedSoFar = async (nodes: readonly NodeHandle[], eventName: string) => {
-  let sum = 0
-  for (const n of nodes) {
-    const answer = await fetch(`${n.server.url}/metrics?event_name=${eventName}`)
-    sum += ((await answer.json()) as { total_events: number }).total_events
-  }
-  return sum
 }
 
 test('two nodes, one Redis: every event sent to both, with repeats, is stored once', {
@@ -116,13 +90,7 @@ test('two nodes, one killed with SIGKILL mid-way and restarted: still stored exa
   const outcome = await runSends(plan, nodes, {
     clients: 16,
     // After a third of the sends, node 0 dies; its clients fail over to node 1 until it is back.
-    chaos: async ({ progress }) => {
-      await progress(0.33)
-      nodes[0].server.kill('SIGKILL')
-      assert.equal((await nodes[0].server.exited()).signal, 'SIGKILL')
-      await progress(0.6)
-      Object.assign(nodes[0], await nodes[0].restart())
-    },
+    chaos: killAndRestartFirst(nodes),
   })
   t.diagnostic(
     `${plan.length} sends of ${UNIQUE} events: ${outcome.acked.size} acked, ${outcome.failovers} fail-overs`,

@@ -5,8 +5,11 @@
  * a load balancer in front of retrying SDKs produces.
  */
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { send } from './http.ts'
-import type { ServerProcess } from './server-process.ts'
+import { type ServerProcess, startServerProcess } from './server-process.ts'
 import { assertExactlyOnce } from './store-check.ts'
 import { eventually, sleep } from './wait.ts'
 
@@ -16,6 +19,51 @@ export interface NodeHandle {
   metricsUrl: string
   /** Starts the node again on the same data directory. */
   restart(): Promise<{ server: ServerProcess; metricsUrl: string }>
+}
+
+/**
+ * A `spillway serve` process with a data directory of its own (removed after the test), killed
+ * at the end if a failed assertion left it running (its pipes would keep the test alive).
+ */
+export async function startNode(
+  t: { after: (fn: () => Promise<void>) => void },
+  env: Record<string, string>,
+): Promise<NodeHandle> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-node-'))
+  t.after(() => rm(dataDir, { recursive: true, force: true }))
+  const start = async () => {
+    const server = await startServerProcess(dataDir, env)
+    return { server, metricsUrl: server.metricsUrl }
+  }
+  const handle: NodeHandle = { dataDir, ...(await start()), restart: start }
+  t.after(async () => {
+    if (handle.server.proc.exitCode === null && handle.server.proc.signalCode === null) {
+      handle.server.kill('SIGKILL')
+      await handle.server.exited()
+    }
+  })
+  return handle
+}
+
+/** Kills node 0 after a third of the plan and restarts it at 60 %: its clients fail over meanwhile. */
+export function killAndRestartFirst(nodes: NodeHandle[]): (chaos: Chaos) => Promise<void> {
+  return async ({ progress }) => {
+    await progress(0.33)
+    nodes[0].server.kill('SIGKILL')
+    assert.equal((await nodes[0].server.exited()).signal, 'SIGKILL')
+    await progress(0.6)
+    Object.assign(nodes[0], await nodes[0].restart())
+  }
+}
+
+/** Rows of `eventName` the nodes' GET /metrics report (each node's own store, or one shared). */
+export async function storedSoFar(nodes: readonly NodeHandle[], eventName: string): Promise<number> {
+  let sum = 0
+  for (const n of nodes) {
+    const answer = await fetch(`${n.server.url}/metrics?event_name=${eventName}`)
+    sum += ((await answer.json()) as { total_events: number }).total_events
+  }
+  return sum
 }
 
 export interface Send {
