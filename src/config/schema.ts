@@ -371,7 +371,7 @@ export const OPTIONS = {
     default: '',
     env: ['CLICKHOUSE_URL'],
     flag: 'clickhouse-url',
-    doc: 'ClickHouse HTTP interface of the `clickhouse` sink, e.g. `http://127.0.0.1:8123`.',
+    doc: 'ClickHouse HTTP interface of the `clickhouse` sink, e.g. `http://127.0.0.1:8123` (required when `sinks` lists clickhouse; `user:password@` in it wins over `clickhouseUser`/`clickhousePassword`).',
   },
   clickhouseDatabase: {
     type: 'string',
@@ -386,7 +386,7 @@ export const OPTIONS = {
     pattern: { source: '^[A-Za-z_][A-Za-z0-9_]*$', means: 'a plain identifier' },
     env: ['CLICKHOUSE_TABLE'],
     flag: 'clickhouse-table',
-    doc: 'ClickHouse table of the events (created if missing, ReplacingMergeTree keyed on `event_id`).',
+    doc: 'ClickHouse table of the events (created if missing: ReplacingMergeTree ordered by `(event_name, event_id)`, partitioned by day).',
   },
   clickhouseUser: {
     type: 'string',
@@ -404,19 +404,21 @@ export const OPTIONS = {
   },
   clickhouseBatchRows: {
     type: 'int',
-    default: 0,
+    default: 100_000,
     min: 0,
+    max: 1_000_000,
     env: ['CLICKHOUSE_BATCH_ROWS'],
     flag: 'clickhouse-batch-rows',
-    doc: 'Rows per ClickHouse insert; 0 uses `deliveryBatchRows`. ClickHouse prefers few large inserts.',
+    doc: 'Most rows per ClickHouse insert (0: `deliveryBatchRows`). ClickHouse prefers few large inserts: on 18.16, 100k-row inserts cost half the server time per row of 16k-row ones. At most 1M, so an insert stays one block (all or nothing).',
   },
   clickhouseBatchBytes: {
     type: 'int',
-    default: 0,
+    default: 32 * MiB,
     min: 0,
+    max: 256 * MiB,
     env: ['CLICKHOUSE_BATCH_BYTES'],
     flag: 'clickhouse-batch-bytes',
-    doc: 'WAL bytes per ClickHouse insert; 0 uses `deliveryBatchBytes`.',
+    doc: 'Most WAL bytes per ClickHouse insert (0: `deliveryBatchBytes`).',
   },
   httpSinkUrl: {
     type: 'string',

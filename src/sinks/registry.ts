@@ -6,9 +6,12 @@
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
 import { spillwayError } from '../errors.ts'
+import { ClickHouseQueryBackend } from '../query/clickhouse.ts'
 import { DuckDbQueryBackend } from '../query/duckdb.ts'
 import type { QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import { clickhouseSinkOptions } from './clickhouse/config.ts'
+import { ClickHouseSink } from './clickhouse/sink.ts'
 import { DuckDbSink } from './duckdb/sink.ts'
 import { httpSinkOptions } from './http/config.ts'
 import { HttpSink } from './http/sink.ts'
@@ -25,6 +28,8 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
         logger: logger.child({ sink: name }),
         settings: { threads: String(config.duckdbThreads), memory_limit: config.duckdbMemoryLimit },
       })
+    case 'clickhouse':
+      return new ClickHouseSink(clickhouseSinkOptions(config, name, logger.child({ sink: name })))
     case 'http':
       return new HttpSink(httpSinkOptions(config, name, logger.child({ sink: name })))
     case 'memory':
@@ -32,7 +37,7 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
     default:
       throw spillwayError(
         'SPW_ERR_CONFIG_INVALID',
-        `unknown sink "${name}"; known sinks: duckdb, http, memory`,
+        `unknown sink "${name}"; known sinks: duckdb, clickhouse, http, memory`,
       )
   }
 }
@@ -44,11 +49,13 @@ export type ClosableQueryBackend = QueryBackend & { close?(): Promise<void> }
  * The query backend of the first sink that is a store; one that always fails when there is none.
  * Build it from the sinks the delivery thread owns: the backend borrows the sink's database.
  * Sinks that only forward (http) are skipped: `duckdb,http` and `http,duckdb` both query DuckDB,
- * and `http` alone answers `GET /metrics` with 503 naming the missing store.
+ * `clickhouse,duckdb` queries ClickHouse, and `http` alone answers `GET /metrics` with 503 naming
+ * the missing store.
  */
 export function createQueryBackend(sinks: readonly Sink[]): ClosableQueryBackend {
   for (const sink of sinks) {
     if (sink instanceof DuckDbSink) return new DuckDbQueryBackend(sink)
+    if (sink instanceof ClickHouseSink) return new ClickHouseQueryBackend(sink)
     if (sink instanceof MemorySink) return new MemoryQueryBackend(sink)
   }
   return noStore(sinks.map((s) => s.name))

@@ -1,6 +1,7 @@
 /**
  * The end-of-test checks of G1–G3 against the real files a server left behind: how often each
- * event_id is in DuckDB, whether `spillway wal verify` is clean, and the exactly-once assertion.
+ * event_id is in DuckDB, whether `spillway wal verify` is clean, and the exactly-once assertion
+ * (for any store: helpers/clickhouse.ts counts ClickHouse rows the same way).
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -43,10 +44,11 @@ export function assertExactlyOnce(
   stored: ReadonlyMap<string, number>,
   acked: ReadonlySet<string>,
   sent: ReadonlySet<string>,
+  store = 'DuckDB',
 ): void {
   assert.deepEqual([...stored].filter(([, n]) => n > 1).slice(0, 10), [], 'no event stored twice')
   const missing = [...acked].filter((id) => !stored.has(id))
-  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} acked events missing from DuckDB`)
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} acked events missing from ${store}`)
   const unknown = [...stored.keys()].filter((id) => !sent.has(id))
   assert.deepEqual(unknown.slice(0, 10), [], 'only events that were sent are stored')
 }

@@ -56,9 +56,12 @@ export function walToJsonEachRow(ndjson: Buffer, options: { objectsAsStrings: bo
     if (ts === -1 || ts > end) return refused(line, 'no "timestamp" field')
     const seconds = readInteger(ndjson, ts + TIMESTAMP.length, end)
     if (seconds === null || seconds > MAX_DATETIME) {
+      const at = ts + TIMESTAMP.length
+      let stop = at
+      while (stop < end && stop < at + 24 && ndjson[stop] !== 0x2c && ndjson[stop] !== 0x7d) stop++
       return refused(
         line,
-        `timestamp ${ndjson.toString('latin1', ts + TIMESTAMP.length, Math.min(end, ts + TIMESTAMP.length + 24))} is outside ClickHouse's DateTime range (1970-01-01 … 2106-02-07)`,
+        `timestamp ${ndjson.toString('latin1', at, stop)} is outside ClickHouse's DateTime range (1970-01-01 to 2106-02-07)`,
       )
     }
     if (!options.objectsAsStrings) {
