@@ -191,6 +191,27 @@ export class ClickHouseSink implements Sink {
     return verdict
   }
 
+  /**
+   * See Sink.recentKeys: the newest `limit` keys received since `sinceMs`, oldest first, so the
+   * delivery-time dedup cache is warm after a restart (and a replay after a crash skips the rows
+   * ClickHouse already holds instead of inserting copies for the merges to remove).
+   */
+  async recentKeys(sinceMs: number, limit: number): Promise<[string, number][]> {
+    const { client, table, features } = await this.target()
+    const at = features.modernTypes ? 'toUnixTimestamp64Milli(received_at)' : 'received_at'
+    const text = await client.query(
+      `SELECT event_id, ${at} AS at FROM ${table} WHERE ${at} >= ${Math.floor(sinceMs)}
+       ORDER BY at DESC LIMIT ${Math.floor(limit)} FORMAT JSONEachRow`,
+    )
+    const keys: [string, number][] = []
+    for (const line of text.split('\n')) {
+      if (!line) continue
+      const row = JSON.parse(line) as { event_id: string; at: string | number }
+      keys.push([row.event_id, Number(row.at)])
+    }
+    return keys.reverse()
+  }
+
   /** `SELECT 1`, after the database and table exist; rejects with the reason otherwise. */
   async ping(): Promise<void> {
     const client = this.#client
