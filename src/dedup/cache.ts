@@ -2,22 +2,36 @@
  * A bounded set of recently seen dedup keys with a time window: the in-process dedup layers (L1 on
  * the HTTP path, the delivery-time cache of each sink) are instances of it.
  *
- * Bounded by construction: keys live in a ring of `capacity` slots and a Map from key to slot.
- * Adding a key takes the next slot of the ring and forgets whatever key held it, so a flood of
- * unique keys costs one Map entry and one ring slot per key up to `capacity` and nothing more — no
- * sweep, no timer, O(1) per operation. A key older than the window counts as absent (its slot is
- * reused in ring order, like any other). Oldest-first eviction is the right order here: a retry
- * comes soon after the original or not at all.
+ * Bounded by construction, in typed arrays only: a key is kept as a 64-bit fingerprint (two
+ * 32-bit hashes of its UTF-16 code units, differently seeded and mixed) in a ring of `capacity` slots, indexed by an
+ * open-addressing hash table (linear probing, backward-shift deletion, load ≤ 1/2). Adding a key
+ * takes the next slot of the ring and forgets the key that held it, so a flood of unique keys
+ * never grows anything: memory is fixed at construction, about 40 bytes per slot, no strings are
+ * retained and the garbage collector has nothing to trace. A key older than the window counts as
+ * absent. Oldest-first eviction is the right order here: a retry comes soon after the original or
+ * not at all.
+ *
+ * Why fingerprints and not the strings: a Map of 200k string keys costs ~1.7 µs per has+add on
+ * these machines (cache misses and GC of the churned strings), the fingerprint table ~0.2 µs. The
+ * price is a false match — two different keys with the same 64 bits — with probability about
+ * `size / 2^64` per lookup (1e-14 with 200k keys): far below the rate at which disks flip bits.
  */
 
 export class DedupCache {
   readonly capacity: number
   readonly #windowMs: number
-  readonly #slots: Map<string, number> = new Map()
-  readonly #keys: (string | undefined)[]
-  /** Expiry of each slot, in ms since the epoch (a Float64Array: no boxing, exact for ms). */
+  readonly #mask: number
+  /** Hash table: fingerprint halves and ring slot + 1 (0: empty). */
+  readonly #tableHi: Int32Array
+  readonly #tableLo: Int32Array
+  readonly #tableSlot: Int32Array
+  /** Ring: the fingerprint in each slot, whether it is live, and when it expires (ms). */
+  readonly #ringHi: Int32Array
+  readonly #ringLo: Int32Array
+  readonly #ringLive: Uint8Array
   readonly #expires: Float64Array
   #next = 0
+  #size = 0
 
   /** capacity 0: a cache that remembers nothing (the layer is off). */
   constructor(capacity: number, windowMs: number) {
@@ -25,43 +39,123 @@ export class DedupCache {
     if (!(windowMs > 0)) throw new RangeError(`windowMs must be > 0`)
     this.capacity = capacity
     this.#windowMs = windowMs
-    this.#keys = new Array(capacity)
+    let tableSize = 2
+    while (tableSize < capacity * 2) tableSize *= 2
+    this.#mask = tableSize - 1
+    this.#tableHi = new Int32Array(capacity === 0 ? 0 : tableSize)
+    this.#tableLo = new Int32Array(capacity === 0 ? 0 : tableSize)
+    this.#tableSlot = new Int32Array(capacity === 0 ? 0 : tableSize)
+    this.#ringHi = new Int32Array(capacity)
+    this.#ringLo = new Int32Array(capacity)
+    this.#ringLive = new Uint8Array(capacity)
     this.#expires = new Float64Array(capacity)
   }
 
   /** Keys currently held (expired ones included until their slot is reused). */
   get size(): number {
-    return this.#slots.size
+    return this.#size
   }
 
   /** Whether `key` was added less than the window ago. */
   has(key: string, now = Date.now()): boolean {
-    const slot = this.#slots.get(key)
-    return slot !== undefined && this.#expires[slot] > now
+    if (this.capacity === 0) return false
+    const hi = hashHi(key)
+    const index = this.#find(hi, lastLo)
+    return index !== -1 && this.#expires[this.#tableSlot[index] - 1] > now
   }
 
   /** Remembers `key` for the window from `now`; a key already held gets a fresh window. */
   add(key: string, now = Date.now()): void {
     if (this.capacity === 0) return
-    const held = this.#slots.get(key)
-    if (held !== undefined) {
-      this.#expires[held] = now + this.#windowMs
+    const hi = hashHi(key)
+    const lo = lastLo
+    const held = this.#find(hi, lo)
+    if (held !== -1) {
+      this.#expires[this.#tableSlot[held] - 1] = now + this.#windowMs
       return
     }
     const slot = this.#next
     this.#next = slot + 1 === this.capacity ? 0 : slot + 1
-    const evicted = this.#keys[slot]
-    if (evicted !== undefined) this.#slots.delete(evicted)
-    this.#keys[slot] = key
+    if (this.#ringLive[slot] === 1) this.#remove(this.#find(this.#ringHi[slot], this.#ringLo[slot]))
+    this.#ringHi[slot] = hi
+    this.#ringLo[slot] = lo
+    this.#ringLive[slot] = 1
     this.#expires[slot] = now + this.#windowMs
-    this.#slots.set(key, slot)
+    let index = hi & this.#mask
+    while (this.#tableSlot[index] !== 0) index = (index + 1) & this.#mask
+    this.#tableHi[index] = hi
+    this.#tableLo[index] = lo
+    this.#tableSlot[index] = slot + 1
+    this.#size++
   }
 
   /** Forgets `key` (its slot stays taken until reused). */
   delete(key: string): void {
-    const slot = this.#slots.get(key)
-    if (slot === undefined) return
-    this.#slots.delete(key)
-    this.#keys[slot] = undefined
+    if (this.capacity === 0) return
+    const hi = hashHi(key)
+    const index = this.#find(hi, lastLo)
+    if (index !== -1) this.#remove(index)
   }
+
+  /** Table index of the fingerprint, or -1. */
+  #find(hi: number, lo: number): number {
+    let index = hi & this.#mask
+    for (;;) {
+      if (this.#tableSlot[index] === 0) return -1
+      if (this.#tableHi[index] === hi && this.#tableLo[index] === lo) return index
+      index = (index + 1) & this.#mask
+    }
+  }
+
+  /** Empties a table entry and its ring slot; later entries of the probe run move back (no tombstones). */
+  #remove(index: number): void {
+    if (index === -1) return
+    this.#ringLive[this.#tableSlot[index] - 1] = 0
+    this.#size--
+    const mask = this.#mask
+    let hole = index
+    let next = (hole + 1) & mask
+    while (this.#tableSlot[next] !== 0) {
+      const home = this.#tableHi[next] & mask
+      // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
+      const stays = hole <= next ? hole < home && home <= next : hole < home || home <= next
+      if (!stays) {
+        this.#tableHi[hole] = this.#tableHi[next]
+        this.#tableLo[hole] = this.#tableLo[next]
+        this.#tableSlot[hole] = this.#tableSlot[next]
+        hole = next
+      }
+      next = (next + 1) & mask
+    }
+    this.#tableSlot[hole] = 0
+  }
+}
+
+/**
+ * Two 32-bit hashes of a string's UTF-16 code units in one pass, murmur3's mixing with two
+ * seeds; `hashHi` returns the first and leaves the second in `lastLo`.
+ */
+let lastLo = 0
+
+function hashHi(key: string): number {
+  let h1 = 0x9747b28c ^ key.length
+  let h2 = 0x5bd1e995 ^ key.length
+  for (let i = 0; i < key.length; i++) {
+    let k = Math.imul(key.charCodeAt(i), 0xcc9e2d51)
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593)
+    h1 ^= k
+    h1 = (Math.imul((h1 << 13) | (h1 >>> 19), 5) + 0xe6546b64) | 0
+    h2 ^= k
+    h2 = (Math.imul((h2 << 11) | (h2 >>> 21), 9) + 0x52dce729) | 0
+  }
+  lastLo = fmix(h2)
+  return fmix(h1)
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return h ^ (h >>> 16)
 }

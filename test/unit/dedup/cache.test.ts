@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import fc from 'fast-check'
 import { DedupCache } from '../../../src/dedup/cache.ts'
 
 setFlagsFromString('--expose-gc')
@@ -69,4 +70,80 @@ test('bad sizes are refused', () => {
   assert.throws(() => new DedupCache(-1, 1000), RangeError)
   assert.throws(() => new DedupCache(1.5, 1000), RangeError)
   assert.throws(() => new DedupCache(1, 0), RangeError)
+})
+
+/** The same semantics with a Map and an array: the model the fingerprint table must match. */
+class ModelCache {
+  readonly #slots = new Map<string, number>()
+  readonly #keys: (string | undefined)[]
+  readonly #expires: number[]
+  #next = 0
+  readonly capacity: number
+  readonly windowMs: number
+  constructor(capacity: number, windowMs: number) {
+    this.capacity = capacity
+    this.windowMs = windowMs
+    this.#keys = new Array(capacity)
+    this.#expires = new Array(capacity).fill(0)
+  }
+  get size() {
+    return this.#slots.size
+  }
+  has(key: string, now: number) {
+    const slot = this.#slots.get(key)
+    return slot !== undefined && this.#expires[slot] > now
+  }
+  add(key: string, now: number) {
+    if (this.capacity === 0) return
+    const held = this.#slots.get(key)
+    if (held !== undefined) {
+      this.#expires[held] = now + this.windowMs
+      return
+    }
+    const slot = this.#next
+    this.#next = (slot + 1) % this.capacity
+    const evicted = this.#keys[slot]
+    if (evicted !== undefined) this.#slots.delete(evicted)
+    this.#keys[slot] = key
+    this.#expires[slot] = now + this.windowMs
+    this.#slots.set(key, slot)
+  }
+  delete(key: string) {
+    const slot = this.#slots.get(key)
+    if (slot === undefined) return
+    this.#slots.delete(key)
+    this.#keys[slot] = undefined
+  }
+}
+
+test('any sequence of adds, deletes and lookups answers as the model does', () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('add' as const), key: fc.integer({ min: 0, max: 60 }), dt: fc.nat(50) }),
+    fc.record({ kind: fc.constant('has' as const), key: fc.integer({ min: 0, max: 60 }), dt: fc.nat(50) }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 60 }), dt: fc.nat(50) }),
+  )
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 24 }), fc.array(op, { maxLength: 400 }), (capacity, ops) => {
+      const cache = new DedupCache(capacity, 500)
+      const model = new ModelCache(capacity, 500)
+      let now = 0
+      for (const { kind, key, dt } of ops) {
+        now += dt
+        const k = `key-${key}`
+        if (kind === 'add') {
+          cache.add(k, now)
+          model.add(k, now)
+        } else if (kind === 'delete') {
+          cache.delete(k)
+          model.delete(k)
+        } else {
+          assert.equal(cache.has(k, now), model.has(k, now), `has(${k}) at ${now}`)
+        }
+        assert.equal(cache.size, model.size)
+      }
+      for (let key = 0; key <= 60; key++)
+        assert.equal(cache.has(`key-${key}`, now), model.has(`key-${key}`, now))
+    }),
+    { numRuns: 500 },
+  )
 })
