@@ -342,7 +342,7 @@ export const OPTIONS = {
     max: 50_000_000,
     env: ['SPILLWAY_DEDUP_CACHE_ENTRIES'],
     flag: 'dedup-cache-entries',
-    doc: 'Keys each in-process dedup cache holds (L1 on the HTTP path, and the delivery-time cache of each sink); about 100 bytes a key. 0 turns both off.',
+    doc: 'Keys each in-process dedup cache holds (L1 on the HTTP path, and the delivery-time cache of each sink); about 50 bytes a key, allocated at start. 0 turns both off.',
   },
   redisUrl: {
     type: 'string',

@@ -6,7 +6,7 @@
  * 32-bit hashes of its UTF-16 code units, differently seeded and mixed) in a ring of `capacity` slots, indexed by an
  * open-addressing hash table (linear probing, backward-shift deletion, load ≤ 1/2). Adding a key
  * takes the next slot of the ring and forgets the key that held it, so a flood of unique keys
- * never grows anything: memory is fixed at construction, about 40 bytes per slot, no strings are
+ * never grows anything: memory is fixed at construction, about 50 bytes per slot, no strings are
  * retained and the garbage collector has nothing to trace. A key older than the window counts as
  * absent. Oldest-first eviction is the right order here: a retry comes soon after the original or
  * not at all.
