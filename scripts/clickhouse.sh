@@ -10,15 +10,12 @@
 # no interserver port), user `default` without a password, reachable from 127.0.0.1 only. It runs
 # as the calling user, root included (the Debian package's own service drops to `clickhouse`).
 set -euo pipefail
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
 
 ensure() {
-  if command -v clickhouse-server >/dev/null 2>&1 && command -v clickhouse-client >/dev/null 2>&1; then
-    return 0
-  fi
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
-  command -v clickhouse-server >/dev/null
+  apt_install clickhouse-server clickhouse-server clickhouse-client
+  apt_install clickhouse-client clickhouse-client
 }
 
 # A port nothing listens on, from the range above the usual services (bash only: no python, no ss).
@@ -148,17 +145,7 @@ start() {
 }
 
 stop() {
-  local dir="${1:?usage: clickhouse.sh stop <dir>}"
-  [ -f "$dir/clickhouse.pid" ] || return 0
-  local pid
-  pid="$(cat "$dir/clickhouse.pid")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$dir/clickhouse.pid"; return 0; }
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/clickhouse.pid"
+  stop_pidfile "${1:?usage: clickhouse.sh stop <dir>}/clickhouse.pid" 300
 }
 
 case "${1:-}" in

@@ -6,13 +6,11 @@
 #   scripts/redis.sh stop <dir>          stop the one started in <dir> (by PID)
 # Nothing is persisted to disk (no RDB, no AOF): the dedup keys are a cache with a TTL.
 set -euo pipefail
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
 
 ensure() {
-  command -v redis-server >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-  command -v redis-server >/dev/null
+  apt_install redis-server redis-server
 }
 
 free_port() {
@@ -39,17 +37,7 @@ start() {
 }
 
 stop() {
-  local dir="${1:?usage: redis.sh stop <dir>}"
-  [ -f "$dir/redis.pid" ] || return 0
-  local pid
-  pid="$(cat "$dir/redis.pid")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$dir/redis.pid"; return 0; }
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/redis.pid"
+  stop_pidfile "${1:?usage: redis.sh stop <dir>}/redis.pid"
 }
 
 case "${1:-}" in
