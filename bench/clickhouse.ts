@@ -39,6 +39,7 @@ import { COLUMNS, qualifiedName } from '../src/sinks/clickhouse/schema.ts'
 import { ClickHouseSink } from '../src/sinks/clickhouse/sink.ts'
 import { send } from '../test/helpers/http.ts'
 import { BENCH_DIR, ensureWrk, machine, round, startSpillway, stopGracefully, wrk } from './lib.ts'
+import { loadAndDrain } from './ndjson-batch.ts'
 
 const run = promisify(execFile)
 const SCRIPT = join(BENCH_DIR, '../scripts/clickhouse.sh')
@@ -134,41 +135,27 @@ async function measureDelivery(url: string, client: ClickHouseClient, seconds: n
   })
   const stored = async () =>
     Number((await client.query(`SELECT count() FROM ${qualifiedName('bench', 'events')}`)).trim())
-  const samples: { t: number; stored: number }[] = []
-  const started = performance.now()
-  let sampling = true
-  const sampler = (async () => {
-    while (sampling) {
-      samples.push({ t: (performance.now() - started) / 1000, stored: await stored() })
-      await new Promise((r) => setTimeout(r, 1000))
-    }
-  })()
-  const env = { BATCH: String(BATCH), RUN: `load${Date.now()}` }
-  const load = await wrk(`${server.url}/events/batch`, 'clickhouse-batch.lua', { seconds, connections, env })
-  const loadEnded = (performance.now() - started) / 1000
-  const accepted = (load.requests - load.non2xx) * BATCH
-  const deadline = performance.now() + 300_000
-  while ((await stored()) < accepted && performance.now() < deadline)
-    await new Promise((r) => setTimeout(r, 250))
-  const drained = (performance.now() - started) / 1000
-  sampling = false
-  await sampler
-  const total = await stored()
-  const firstRow = samples.find((s) => s.stored > 0)?.t ?? 0
-  const duringLoad = samples.filter((s) => s.t <= loadEnded)
-  const last = duringLoad.at(-1)
+  const load = await loadAndDrain({
+    url: server.url,
+    lua: 'clickhouse-batch.lua',
+    luaEnv: { RUN: `load${Date.now()}` },
+    seconds,
+    connections,
+    stored,
+    drainTimeoutMs: 300_000,
+  })
   return {
     server,
     spillwayUrl: server.url,
     result: {
-      acceptedEventsPerSec: round(load.requestsPerSec * BATCH),
-      p99Ms: load.latencyMs.p99,
+      acceptedEventsPerSec: load.eventsPerSec,
+      p99Ms: load.p99Ms,
       non2xx: load.non2xx,
-      accepted,
-      stored: total,
-      deliveryRowsPerSec: round(total / (drained - firstRow)),
-      deliveryRowsPerSecDuringLoad: last ? round(last.stored / (last.t - firstRow)) : null,
-      drainSecondsAfterLoad: round(drained - loadEnded, 1),
+      accepted: load.accepted,
+      stored: load.stored,
+      deliveryRowsPerSec: load.deliveryRowsPerSec,
+      deliveryRowsPerSecDuringLoad: load.deliveryRowsPerSecDuringLoad,
+      drainSecondsAfterLoad: load.drainSecondsAfterLoad,
     },
   }
 }

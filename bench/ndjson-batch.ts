@@ -27,19 +27,19 @@ export interface BatchLoadResult {
 }
 
 /**
- * One Spillway server (env as given), NDJSON batches from wrk for `seconds`, then the drain of
- * what the load left in the WAL; stored rows sampled every second from GET /metrics.
+ * NDJSON batches from wrk against `url` for `seconds`, then the drain of what the load left in
+ * the WAL; `stored()` (the store's row count) is sampled every second. The server is the caller's.
  */
-export async function measureBatchLoad(
-  env: Record<string, string>,
-  seconds: number,
-  connections: number,
-): Promise<BatchLoadResult> {
-  const spillway = await startSpillway(env)
-  const stored = async () => {
-    const answer = await send(`${spillway.url}/metrics?event_name=bench_batch`)
-    return Number(answer.body.total_events)
-  }
+export async function loadAndDrain(options: {
+  readonly url: string
+  readonly lua: string
+  readonly luaEnv?: Record<string, string>
+  readonly seconds: number
+  readonly connections: number
+  readonly stored: () => Promise<number>
+  readonly drainTimeoutMs?: number
+}): Promise<BatchLoadResult> {
+  const { stored, seconds, connections } = options
   const samples: { t: number; stored: number }[] = []
   const started = performance.now()
   let sampling = true
@@ -49,22 +49,21 @@ export async function measureBatchLoad(
       await new Promise((r) => setTimeout(r, 1000))
     }
   })()
-  const load = await wrk(`${spillway.url}/events/batch`, 'ndjson-batch.lua', {
+  const load = await wrk(`${options.url}/events/batch`, options.lua, {
     seconds,
     connections,
-    env: { BATCH: String(BATCH) },
+    env: { BATCH: String(BATCH), ...options.luaEnv },
   })
   const loadEnded = (performance.now() - started) / 1000
   const accepted = (load.requests - load.non2xx) * BATCH
   // Let delivery finish what the load left in the WAL (bounded wait).
-  const deadline = performance.now() + 120_000
+  const deadline = performance.now() + (options.drainTimeoutMs ?? 120_000)
   while ((await stored()) < accepted && performance.now() < deadline)
     await new Promise((r) => setTimeout(r, 250))
   const drained = (performance.now() - started) / 1000
   sampling = false
   await sampler
   const total = await stored()
-  await stopGracefully(spillway)
 
   const firstRow = samples.find((s) => s.stored > 0)?.t ?? 0
   const duringLoad = samples.filter((s) => s.t <= loadEnded)
@@ -86,6 +85,28 @@ export async function measureBatchLoad(
       ...duringLoad.map((s) => Math.round((accepted * s.t) / loadEnded) - s.stored),
     ),
   }
+}
+
+/** One Spillway server (env as given, DuckDB by default) under `loadAndDrain`, then stopped. */
+export async function measureBatchLoad(
+  env: Record<string, string>,
+  seconds: number,
+  connections: number,
+): Promise<BatchLoadResult> {
+  const spillway = await startSpillway(env)
+  const stored = async () => {
+    const answer = await send(`${spillway.url}/metrics?event_name=bench_batch`)
+    return Number(answer.body.total_events)
+  }
+  const result = await loadAndDrain({
+    url: spillway.url,
+    lua: 'ndjson-batch.lua',
+    seconds,
+    connections,
+    stored,
+  })
+  await stopGracefully(spillway)
+  return result
 }
 
 export async function benchNdjsonBatch(seconds = 15, connections = 8) {
