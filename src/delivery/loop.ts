@@ -10,6 +10,11 @@
  * that goes alone — and each piece carries the records' NDJSON as it is for sinks that load it
  * natively; events are decoded in JavaScript only for sinks that read them.
  *
+ * Dedup. With a delivery-time check (src/dedup/delivery-check.ts), every collected batch is checked
+ * once, before it is cut into pieces: duplicates are cut out of the records' NDJSON (a record left
+ * empty is only passed over by the cursor), and the keys of a piece are marked stored when the
+ * sink confirms it. A retried piece is not checked again: its own claims must not count against it.
+ *
  * Verdicts. `delivered` → the cursor moves. `retry` (or a throw: a sink bug must not lose data)
  * → the same piece again after a capped, jittered backoff that honours the sink's `afterMs`;
  * the cursor never moves meanwhile, the backlog grows, and admission turns that into 503s.
