@@ -14,8 +14,8 @@
  * safe for the same reason by their token (see redis.ts).
  */
 import { DedupCache } from './cache.ts'
-import { keepLines, payloadKeys } from './ndjson-keys.ts'
-import type { L2State, RedisDedup } from './redis.ts'
+import { keepLines, type PayloadKeys, payloadKeys } from './ndjson-keys.ts'
+import type { ClaimState, L2State, RedisDedup } from './redis.ts'
 
 /** A WAL record as the delivery loop holds it; the check rewrites `payload` and `count`. */
 export interface DedupRecord {
@@ -31,6 +31,12 @@ export interface DuplicateCounts {
   delivery: number
   /** Found in Redis: claimed by another record, on this node or another. */
   l2: number
+}
+
+/** What `prepare` found: each record's lines and keys, and the L2 verdict per key (null: none). */
+export interface PreparedCheck {
+  readonly parsed: readonly (PayloadKeys | null)[]
+  readonly claims: ReadonlyMap<string, ClaimState> | null
 }
 
 export interface DeliveryCheckOptions {
@@ -82,10 +88,22 @@ export class DeliveryCheck {
     return `${this.#nodeId}:${start}`
   }
 
+  /** Whether `prepare` makes a round trip worth overlapping with the previous batch's write. */
+  get readsAhead(): boolean {
+    return this.#l2 !== undefined
+  }
+
   /** Cuts the duplicates out of `records` (in place); returns how many were cut, by layer. */
   async check(records: DedupRecord[]): Promise<DuplicateCounts> {
-    const found: DuplicateCounts = { delivery: 0, l2: 0 }
-    const now = Date.now()
+    return this.apply(records, await this.prepare(records))
+  }
+
+  /**
+   * The part of the check that does not depend on what was stored before: the keys of every
+   * line, and their L2 claims (one round trip). May run while the previous batch is still being
+   * written; `apply` then decides with the cache as it is after that write.
+   */
+  async prepare(records: readonly DedupRecord[]): Promise<PreparedCheck> {
     // A record whose lines cannot be read is left as it is: the loop isolates and dead-letters it.
     const parsed = records.map((r) => {
       try {
@@ -94,46 +112,51 @@ export class DeliveryCheck {
         return null
       }
     })
-    const keep = parsed.map((p) => new Array<boolean>(p?.keys.length ?? 0).fill(true))
-    const inBatch = new Set<string>()
-    const claimKeys: string[] = []
-    const claimTokens: string[] = []
-    const claimAt: [record: number, line: number][] = []
+    if (!this.#l2) return { parsed, claims: null }
+    const first = new Set<string>()
+    const keys: string[] = []
+    const tokens: string[] = []
     for (let r = 0; r < records.length; r++) {
-      const keys = parsed[r]?.keys ?? []
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]
-        if (this.#cache.has(key, now) || inBatch.has(key)) {
-          keep[r][i] = false
-          found.delivery++
-          continue
-        }
-        inBatch.add(key)
-        if (this.#l2) {
-          claimKeys.push(key)
-          claimTokens.push(this.token(records[r].start))
-          claimAt.push([r, i])
-        }
+      for (const key of parsed[r]?.keys ?? []) {
+        if (first.has(key)) continue
+        first.add(key)
+        keys.push(key)
+        tokens.push(this.token(records[r].start))
       }
     }
-    if (this.#l2 && claimKeys.length > 0) {
-      const states = await this.#l2.claim(claimKeys, claimTokens)
-      if (states) {
-        for (let k = 0; k < states.length; k++) {
-          if (states[k] !== 'taken') continue
-          const [r, i] = claimAt[k]
-          keep[r][i] = false
-          found.l2++
-        }
-      }
-    }
+    const states = await this.#l2.claim(keys, tokens)
+    if (!states) return { parsed, claims: null }
+    const claims = new Map<string, ClaimState>()
+    for (let k = 0; k < keys.length; k++) claims.set(keys[k], states[k])
+    return { parsed, claims }
+  }
+
+  /** Cuts the duplicates out of `records` (in place), by the cache now and the prepared claims. */
+  apply(records: DedupRecord[], prepared: PreparedCheck): DuplicateCounts {
+    const found: DuplicateCounts = { delivery: 0, l2: 0 }
+    const now = Date.now()
+    const inBatch = new Set<string>()
     for (let r = 0; r < records.length; r++) {
       const record = records[r]
-      const lines = parsed[r]
+      const lines = prepared.parsed[r]
       if (!lines) continue
-      const kept = lines.keys.filter((_, i) => keep[r][i])
+      const keep = new Array<boolean>(lines.keys.length).fill(true)
+      const kept: string[] = []
+      for (let i = 0; i < lines.keys.length; i++) {
+        const key = lines.keys[i]
+        if (this.#cache.has(key, now) || inBatch.has(key)) {
+          keep[i] = false
+          found.delivery++
+        } else if (prepared.claims?.get(key) === 'taken') {
+          keep[i] = false
+          found.l2++
+        } else {
+          inBatch.add(key)
+          kept.push(key)
+        }
+      }
       if (kept.length !== lines.keys.length) {
-        record.payload = keepLines(record.payload, lines, keep[r])
+        record.payload = keepLines(record.payload, lines, keep)
         record.count = kept.length
       }
       record.keys = kept

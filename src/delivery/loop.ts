@@ -63,7 +63,7 @@
  * never deletes a segment this sink still needs and never reuses a position it counts as done.
  */
 
-import type { DedupRecord, DeliveryCheck } from '../dedup/delivery-check.ts'
+import type { DedupRecord, DeliveryCheck, PreparedCheck } from '../dedup/delivery-check.ts'
 import type { L2State } from '../dedup/redis.ts'
 import { spillwayError } from '../errors.ts'
 import { decodeEvents } from '../intake/serialize.ts'
@@ -194,6 +194,8 @@ interface Batch {
   bytes: number
   rows: number
   readonly records: RecordRef[]
+  /** The dedup check's first half, started when the batch was read ahead. */
+  prepared?: Promise<PreparedCheck>
 }
 
 /** Records decoded into events, for pieces that must be cut inside records (poison isolation). */
@@ -421,14 +423,24 @@ export class DeliveryLoop {
   // --- the loop ---------------------------------------------------------------------------------
 
   async #run(): Promise<void> {
+    /** The next batch, read (and its L2 claims made) while the current one is written. */
+    let ahead: Promise<Batch | null> | undefined
     try {
       for (;;) {
         if (this.#abort.signal.aborted) break
         if (this.#drainTarget !== null && this.#cursor >= this.#drainTarget) break
         try {
-          const batch = await this.#collect()
-          if (batch) await this.#deliver(batch)
+          let batch = await (ahead ?? this.#collect(this.#cursor))
+          ahead = undefined
+          // A batch read ahead of a delivery that did not reach its end is read again.
+          if (batch && batch.from !== this.#cursor) batch = await this.#collect(this.#cursor)
+          if (batch) {
+            if (this.#dedup?.readsAhead && this.#drainTarget === null) ahead = this.#readAhead(batch.to)
+            await this.#deliver(batch)
+          }
         } catch (error) {
+          await settled(ahead)
+          ahead = undefined
           if (error instanceof Stopped || this.#abort.signal.aborted) break
           // Reader I/O, cursor file or dead-letter store failure: nothing advanced past the
           // failure, so start over from the cursor after a pause.
@@ -442,6 +454,7 @@ export class DeliveryLoop {
         }
       }
     } finally {
+      await settled(ahead)
       await this.#settleOutstanding()
       await this.#closeReader()
       this.#phase = 'stopped'
@@ -449,16 +462,26 @@ export class DeliveryLoop {
     }
   }
 
-  /** Reads the next batch; null when there was nothing to read (after waiting a while). */
-  async #collect(): Promise<Batch | null> {
+  /**
+   * Read-ahead (only with an L2 dedup layer, whose claim is a network round trip): the batch after
+   * `from` is read and its claims are made while the batch before it is being written.
+   */
+  async #readAhead(from: number): Promise<Batch | null> {
+    const batch = await this.#collect(from)
+    if (batch && this.#dedup) batch.prepared = this.#dedup.prepare(batch.records)
+    return batch
+  }
+
+  /** Reads the batch at `from`; null when there was nothing to read (after waiting a while). */
+  async #collect(from: number): Promise<Batch | null> {
     const limit = this.#drainTarget ?? undefined
     const head = this.#drainTarget ?? this.#state.durableHead
-    if (head <= this.#cursor) {
-      if (this.#drainTarget === null) await this.#waitForHead(this.#cursor, IDLE_WAIT_MS)
+    if (head <= from) {
+      if (this.#drainTarget === null) await this.#waitForHead(from, IDLE_WAIT_MS)
       return null
     }
-    const reader = await this.#readerAtCursor()
-    const batch: Batch = { from: this.#cursor, to: this.#cursor, bytes: 0, rows: 0, records: [] }
+    const reader = await this.#readerAt(from)
+    const batch: Batch = { from, to: from, bytes: 0, rows: 0, records: [] }
     const lingerUntil = Date.now() + this.#lingerMs
     for (;;) {
       if (this.#abort.signal.aborted) throw new Stopped()
@@ -493,7 +516,9 @@ export class DeliveryLoop {
   async #deliver(batch: Batch): Promise<void> {
     const records = batch.records
     if (this.#dedup) {
-      const found = await this.#dedup.check(records)
+      const found = batch.prepared
+        ? this.#dedup.apply(records, await batch.prepared)
+        : await this.#dedup.check(records)
       if (found.delivery + found.l2 > 0) {
         this.#logger.debug(
           { sink: this.#sink.name, from: batch.from, to: batch.to, ...found },
@@ -785,9 +810,13 @@ export class DeliveryLoop {
     this.#state.setCursor(this.#slot, position)
   }
 
-  async #readerAtCursor(): Promise<RecordSource> {
-    if (this.#reader && this.#reader.position === this.#cursor) return this.#reader
+  async #readerAt(from: number): Promise<RecordSource> {
+    if (this.#reader && this.#reader.position === from) return this.#reader
     await this.#closeReader()
+    if (from !== this.#cursor) {
+      this.#reader = this.#openReader(from)
+      return this.#reader
+    }
     const oldest = this.#state.oldest
     if (oldest > this.#cursor) {
       // The records before `oldest` are gone: a new sink starts at the oldest one still on disk.
@@ -826,6 +855,11 @@ export class DeliveryLoop {
     this.#lastError = error.message
     this.#lastErrorAt = Date.now()
   }
+}
+
+/** Waits for a read-ahead to end, whatever its outcome (it is being discarded). */
+async function settled(ahead: Promise<unknown> | undefined): Promise<void> {
+  await ahead?.catch(() => {})
 }
 
 /** See the header: the position up to which events [0, j) of the batch cover whole records. */

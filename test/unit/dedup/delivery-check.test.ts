@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DeliveryCheck } from '../../../src/dedup/delivery-check.ts'
+import type { RedisDedup } from '../../../src/dedup/redis.ts'
 import { eventually, ids, rig } from '../delivery/helpers.ts'
 import { event, events } from '../delivery/memory-log.ts'
 
@@ -93,4 +94,55 @@ test('without a cache (0 entries) nothing but in-batch repeats is cut', async (t
   log.append([event(1)])
   await eventually(() => loop.cursor === log.head, 'delivered again')
   assert.deepEqual(ids(sink.events), ['e1', 'e1'])
+})
+
+/** An L2 stand-in for the loop's logic (Redis itself is tested in test/integration/dedup-redis.test.ts). */
+function slowL2(delayMs: number, log: string[]) {
+  const held = new Map<string, string>()
+  return {
+    status: { state: 'up', errors: 0, lastError: null, downSince: null },
+    async claim(keys: readonly string[], tokens: readonly string[]) {
+      log.push(`claim ${keys[0]}`)
+      await new Promise((resolve) => setTimeout(resolve, delayMs))
+      return keys.map((key, i) => {
+        const holder = held.get(key)
+        if (holder === undefined) held.set(key, tokens[i])
+        return holder === undefined ? 'new' : holder === tokens[i] ? 'ours' : 'taken'
+      })
+    },
+    async release() {},
+  } as unknown as RedisDedup
+}
+
+test('with L2, the next batch is read and claimed while the current one is written', async (t) => {
+  const log: string[] = []
+  const dedup = new DeliveryCheck({ nodeId: 'n1', cacheEntries: 1000, windowMs: 60_000, l2: slowL2(30, log) })
+  const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 5, batchBytes: 1 << 20 })
+  sink.delayNext(100, 3)
+  for (let r = 0; r < 4; r++) wal.append(events(r * 5, 5))
+  wal.append([event(0), event(21)])
+  const original = sink.write.bind(sink)
+  sink.write = async (batch) => {
+    log.push(`write ${batch.events[0]?.event_id}`)
+    const verdict = await original(batch)
+    log.push(`wrote ${batch.events[0]?.event_id}`)
+    return verdict
+  }
+  await loop.start()
+  await eventually(() => loop.cursor === wal.head, 'all delivered', 5000)
+  assert.deepEqual(ids(sink.events), ids(events(0, 20)).concat(['e21']))
+  assert.equal(loop.stats().duplicatesDelivery, 1, 'e0 again: a duplicate of a stored event')
+  // The claim of batch k+1 was made before the write of batch k returned.
+  assert.ok(log.indexOf('claim e5') < log.indexOf('wrote e0'), log.join(', '))
+  assert.ok(log.indexOf('claim e10') < log.indexOf('wrote e5'), log.join(', '))
+})
+
+test('with L2 and read-ahead, a failing sink still gets every event once and in order', async (t) => {
+  const dedup = new DeliveryCheck({ nodeId: 'n1', cacheEntries: 1000, windowMs: 60_000, l2: slowL2(5, []) })
+  const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 3 })
+  sink.failNext({ kind: 'retry', error: new Error('down') }, 4)
+  for (let r = 0; r < 10; r++) wal.append(events(r * 3, 3))
+  await loop.start()
+  await eventually(() => loop.cursor === wal.head, 'all delivered', 5000)
+  assert.deepEqual(ids(sink.events), ids(events(0, 30)))
 })
