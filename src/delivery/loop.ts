@@ -14,6 +14,9 @@
  * once, before it is cut into pieces: duplicates are cut out of the records' NDJSON (a record left
  * empty is only passed over by the cursor), and the keys of a piece are marked stored when the
  * sink confirms it. A retried piece is not checked again: its own claims must not count against it.
+ * With an L2 layer (Redis) the check's round trip is hidden: while batch N is written, batch N+1
+ * is read and its keys claimed (`prepare`); the cache half (`apply`) runs once N is stored. A batch
+ * read ahead of a delivery that failed is dropped and read again from the cursor.
  *
  * Verdicts. `delivered` → the cursor moves. `retry` (or a throw: a sink bug must not lose data)
  * → the same piece again after a capped, jittered backoff that honours the sink's `afterMs`;
