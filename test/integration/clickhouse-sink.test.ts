@@ -23,6 +23,14 @@ import {
   startClickHouse,
   uniqueDatabase,
 } from '../helpers/clickhouse.ts'
+import {
+  EXPECTED_GROUPS,
+  EXPECTED_RANGES,
+  EXPECTED_TOTALS,
+  otherEvents,
+  signupEvents,
+  UNKNOWN_NAMES,
+} from '../helpers/metrics-contract.ts'
 import { event } from '../unit/sinks/duckdb/fixtures/events.ts'
 
 let clickhouse: ClickHouseServer
@@ -210,83 +218,34 @@ test('a re-delivered batch is never counted twice: not before the merge, not aft
   void database
 })
 
-/** The data set of the DuckDB backend's unit test (test/unit/query/duckdb.test.ts). */
-const DAY = 1_723_420_800
-const H = 3600
-const SIGNUPS: [string, NormalizedEvent['channel'], string, number][] = [
-  ['e1', 'web', 'u1', DAY + 15 * H],
-  ['e2', 'web', 'u2', DAY + 16 * H - 1],
-  ['e3', 'mobile', 'u1', DAY + 16 * H],
-  ['e4', 'api', 'u3', DAY + 24 * H - 1],
-  ['e5', 'web', 'u1', DAY + 24 * H],
-  ['e6', 'mobile', 'u4', DAY + 29 * H],
-  ['e7', 'web', 'u2', DAY - 1],
-  ['e8', 'email', 'u5', DAY + 16 * H + 30 * 60],
-  ['e9', 'email', 'u5', DAY + 17 * H],
-]
-const OTHERS = [
-  event('o1', { event_name: 'login', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o2', { event_name: 'signup ', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o3', { event_name: 'SIGNUP', channel: 'push', user_id: 'u8', timestamp: DAY + 15 * H }),
-]
-
 test('GET /metrics shapes for every group_by match the DuckDB backend, with copies present', async (t) => {
   const { sink, table } = await openSink(t)
   await clickhouse.query(`SYSTEM STOP MERGES ${table}`)
-  const signups = SIGNUPS.map(([id, channel, user, timestamp]) =>
-    event(id, { event_name: 'signup', channel, user_id: user, timestamp }),
-  )
-  await sink.write(batchOf([...signups.slice(0, 5), OTHERS[0]], 0, 10))
-  await sink.write(batchOf([...signups.slice(5), ...OTHERS.slice(1)], 10, 20))
+  const signups = signupEvents()
+  const others = otherEvents()
+  await sink.write(batchOf([...signups.slice(0, 5), others[0]], 0, 10))
+  await sink.write(batchOf([...signups.slice(5), ...others.slice(1)], 10, 20))
   await sink.write(batchOf(signups, 0, 20)) // every signup re-delivered once
   const query = new ClickHouseQueryBackend(sink)
 
-  assert.deepEqual(await query.totals({ event_name: 'signup' }), { total_events: 9, unique_users: 5 })
-  assert.deepEqual(await query.totals({ event_name: 'SIGNUP' }), { total_events: 1, unique_users: 1 })
-  const ranges: [{ from?: number; to?: number }, number, number][] = [
-    [{ from: DAY + 15 * H, to: DAY + 16 * H }, 3, 2],
-    [{ from: DAY + 15 * H, to: DAY + 15 * H }, 1, 1],
-    [{ from: DAY + 15 * H + 1, to: DAY + 16 * H - 1 }, 1, 1],
-    [{ from: DAY + 24 * H - 1 }, 3, 3],
-    [{ to: DAY - 1 }, 1, 1],
-    [{ from: DAY + 18 * H, to: DAY + 23 * H }, 0, 0],
-    [{ from: 0, to: 99_999_999_999 }, 9, 5],
-  ]
-  for (const [range, total, users] of ranges) {
+  // The same answers as the DuckDB backend (test/helpers/metrics-contract.ts), copies present.
+  for (const [name, totals] of EXPECTED_TOTALS)
+    assert.deepEqual(await query.totals({ event_name: name }), totals, name)
+  for (const [what, range, total, users] of EXPECTED_RANGES) {
     assert.deepEqual(
       await query.totals({ event_name: 'signup', ...range }),
       { total_events: total, unique_users: users },
-      JSON.stringify(range),
+      what,
     )
   }
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'channel' }), [
-    { group: 'web', total_events: 4, unique_users: 2 },
-    { group: 'email', total_events: 2, unique_users: 1 },
-    { group: 'mobile', total_events: 2, unique_users: 2 },
-    { group: 'api', total_events: 1, unique_users: 1 },
-  ])
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'hour' }), [
-    { group: '2024-08-11T23:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T15:00:00Z', total_events: 2, unique_users: 2 },
-    { group: '2024-08-12T16:00:00Z', total_events: 2, unique_users: 2 },
-    { group: '2024-08-12T17:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T23:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-13T00:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-13T05:00:00Z', total_events: 1, unique_users: 1 },
-  ])
-  assert.deepEqual(
-    await query.groups({ event_name: 'signup', group_by: 'hour', from: DAY + 16 * H, to: DAY + 17 * H }),
-    [
-      { group: '2024-08-12T16:00:00Z', total_events: 2, unique_users: 2 },
-      { group: '2024-08-12T17:00:00Z', total_events: 1, unique_users: 1 },
-    ],
-  )
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'day' }), [
-    { group: '2024-08-11T00:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T00:00:00Z', total_events: 6, unique_users: 4 },
-    { group: '2024-08-13T00:00:00Z', total_events: 2, unique_users: 2 },
-  ])
-  for (const name of ['nope', "signup' OR '1'='1", '']) {
+  for (const { group_by, range, rows } of EXPECTED_GROUPS) {
+    assert.deepEqual(
+      await query.groups({ event_name: 'signup', group_by, ...range }),
+      rows,
+      `${group_by} ${JSON.stringify(range ?? 'all')}`,
+    )
+  }
+  for (const name of UNKNOWN_NAMES) {
     assert.deepEqual(await query.totals({ event_name: name }), { total_events: 0, unique_users: 0 })
     for (const group_by of ['channel', 'hour', 'day'] as const) {
       assert.deepEqual(await query.groups({ event_name: name, group_by }), [])

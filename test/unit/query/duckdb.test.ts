@@ -8,30 +8,17 @@ import type { NormalizedEvent } from '../../../src/intake/types.ts'
 import { DuckDbQueryBackend } from '../../../src/query/duckdb.ts'
 import { openDuckDb } from '../../../src/sinks/duckdb/database.ts'
 import { DuckDbSink } from '../../../src/sinks/duckdb/sink.ts'
+import {
+  DAY,
+  EXPECTED_GROUPS,
+  EXPECTED_RANGES,
+  EXPECTED_TOTALS,
+  H,
+  otherEvents,
+  signupEvents,
+  UNKNOWN_NAMES,
+} from '../../helpers/metrics-contract.ts'
 import { event } from '../sinks/duckdb/fixtures/events.ts'
-
-/** 2024-08-12T00:00:00Z */
-const DAY = 1_723_420_800
-const H = 3600
-
-/** Hand-made data set; the expectations below are counted by hand from this table. */
-const SIGNUPS: [id: string, channel: NormalizedEvent['channel'], user: string, timestamp: number][] = [
-  ['e1', 'web', 'u1', DAY + 15 * H], // 2024-08-12 15:00:00
-  ['e2', 'web', 'u2', DAY + 16 * H - 1], // 15:59:59
-  ['e3', 'mobile', 'u1', DAY + 16 * H], // 16:00:00
-  ['e4', 'api', 'u3', DAY + 24 * H - 1], // 23:59:59
-  ['e5', 'web', 'u1', DAY + 24 * H], // 2024-08-13 00:00:00
-  ['e6', 'mobile', 'u4', DAY + 29 * H], // 2024-08-13 05:00:00
-  ['e7', 'web', 'u2', DAY - 1], // 2024-08-11 23:59:59
-  ['e8', 'email', 'u5', DAY + 16 * H + 30 * 60], // 16:30:00
-  ['e9', 'email', 'u5', DAY + 17 * H], // 17:00:00
-]
-
-const OTHERS: NormalizedEvent[] = [
-  event('o1', { event_name: 'login', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o2', { event_name: 'signup ', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o3', { event_name: 'SIGNUP', channel: 'push', user_id: 'u8', timestamp: DAY + 15 * H }),
-]
 
 async function setUp(t: TestContext): Promise<{ sink: DuckDbSink; query: DuckDbQueryBackend }> {
   const dir = await mkdtemp(join(tmpdir(), 'spillway-query-'))
@@ -43,34 +30,23 @@ async function setUp(t: TestContext): Promise<{ sink: DuckDbSink; query: DuckDbQ
     await rm(dir, { recursive: true, force: true })
   })
   await sink.open()
-  const signups = SIGNUPS.map(([id, channel, user, timestamp]) =>
-    event(id, { event_name: 'signup', channel, user_id: user, timestamp }),
-  )
+  const signups = signupEvents()
+  const others = otherEvents()
   // Two batches, so the data spans more than one append.
-  await sink.write({ events: [...signups.slice(0, 5), OTHERS[0]], from: 0, to: 10 })
-  await sink.write({ events: [...signups.slice(5), ...OTHERS.slice(1)], from: 10, to: 20 })
+  await sink.write({ events: [...signups.slice(0, 5), others[0]], from: 0, to: 10 })
+  await sink.write({ events: [...signups.slice(5), ...others.slice(1)], from: 10, to: 20 })
   return { sink, query }
 }
 
 test('totals count every event and each user once, filtered by exact event_name', async (t) => {
   const { query } = await setUp(t)
-  assert.deepEqual(await query.totals({ event_name: 'signup' }), { total_events: 9, unique_users: 5 })
-  assert.deepEqual(await query.totals({ event_name: 'login' }), { total_events: 1, unique_users: 1 })
-  assert.deepEqual(await query.totals({ event_name: 'SIGNUP' }), { total_events: 1, unique_users: 1 })
+  for (const [name, totals] of EXPECTED_TOTALS)
+    assert.deepEqual(await query.totals({ event_name: name }), totals, name)
 })
 
 test('from and to are inclusive Unix seconds on the event timestamp', async (t) => {
   const { query } = await setUp(t)
-  const cases: [string, { from?: number; to?: number }, number, number][] = [
-    ['both bounds hit events exactly', { from: DAY + 15 * H, to: DAY + 16 * H }, 3, 2],
-    ['from = to', { from: DAY + 15 * H, to: DAY + 15 * H }, 1, 1],
-    ['one second inside each bound', { from: DAY + 15 * H + 1, to: DAY + 16 * H - 1 }, 1, 1],
-    ['only from', { from: DAY + 24 * H - 1 }, 3, 3],
-    ['only to', { to: DAY - 1 }, 1, 1],
-    ['a range with no event', { from: DAY + 18 * H, to: DAY + 23 * H }, 0, 0],
-    ['a range around everything', { from: 0, to: 99_999_999_999 }, 9, 5],
-  ]
-  for (const [what, range, total, users] of cases) {
+  for (const [what, range, total, users] of EXPECTED_RANGES) {
     assert.deepEqual(
       await query.totals({ event_name: 'signup', ...range }),
       { total_events: total, unique_users: users },
@@ -79,62 +55,26 @@ test('from and to are inclusive Unix seconds on the event timestamp', async (t) 
   }
 })
 
-test('group_by channel: busiest channel first, ties by name', async (t) => {
-  const { query } = await setUp(t)
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'channel' }), [
-    { group: 'web', total_events: 4, unique_users: 2 },
-    { group: 'email', total_events: 2, unique_users: 1 },
-    { group: 'mobile', total_events: 2, unique_users: 2 },
-    { group: 'api', total_events: 1, unique_users: 1 },
-  ])
-  assert.deepEqual(
-    await query.groups({ event_name: 'signup', group_by: 'channel', from: DAY + 15 * H, to: DAY + 16 * H }),
-    [
-      { group: 'web', total_events: 2, unique_users: 2 },
-      { group: 'mobile', total_events: 1, unique_users: 1 },
-    ],
-  )
-})
-
-test('group_by hour: UTC hour starts as ISO-8601, ascending', async (t) => {
-  const { query } = await setUp(t)
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'hour' }), [
-    { group: '2024-08-11T23:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T15:00:00Z', total_events: 2, unique_users: 2 },
-    { group: '2024-08-12T16:00:00Z', total_events: 2, unique_users: 2 },
-    { group: '2024-08-12T17:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T23:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-13T00:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-13T05:00:00Z', total_events: 1, unique_users: 1 },
-  ])
-  assert.deepEqual(
-    await query.groups({ event_name: 'signup', group_by: 'hour', from: DAY + 16 * H, to: DAY + 17 * H }),
-    [
-      { group: '2024-08-12T16:00:00Z', total_events: 2, unique_users: 2 },
-      { group: '2024-08-12T17:00:00Z', total_events: 1, unique_users: 1 },
-    ],
-  )
-})
-
-test('group_by day: UTC day starts as ISO-8601, ascending', async (t) => {
-  const { query } = await setUp(t)
-  assert.deepEqual(await query.groups({ event_name: 'signup', group_by: 'day' }), [
-    { group: '2024-08-11T00:00:00Z', total_events: 1, unique_users: 1 },
-    { group: '2024-08-12T00:00:00Z', total_events: 6, unique_users: 4 },
-    { group: '2024-08-13T00:00:00Z', total_events: 2, unique_users: 2 },
-  ])
-  assert.deepEqual(
-    await query.groups({ event_name: 'signup', group_by: 'day', from: DAY, to: DAY + 24 * H }),
-    [
-      { group: '2024-08-12T00:00:00Z', total_events: 6, unique_users: 4 },
-      { group: '2024-08-13T00:00:00Z', total_events: 1, unique_users: 1 },
-    ],
-  )
-})
+for (const [group_by, what] of [
+  ['channel', 'busiest channel first, ties by name'],
+  ['hour', 'UTC hour starts as ISO-8601, ascending'],
+  ['day', 'UTC day starts as ISO-8601, ascending'],
+] as const) {
+  test(`group_by ${group_by}: ${what}`, async (t) => {
+    const { query } = await setUp(t)
+    for (const expected of EXPECTED_GROUPS.filter((g) => g.group_by === group_by)) {
+      assert.deepEqual(
+        await query.groups({ event_name: 'signup', group_by, ...expected.range }),
+        expected.rows,
+        JSON.stringify(expected.range ?? 'all'),
+      )
+    }
+  })
+}
 
 test('an unknown event_name gives zeros and empty groups, and is never spliced into SQL', async (t) => {
   const { query } = await setUp(t)
-  for (const name of ['nope', "signup' OR '1'='1", 'signup"; DROP TABLE events; --', '']) {
+  for (const name of UNKNOWN_NAMES) {
     assert.deepEqual(await query.totals({ event_name: name }), { total_events: 0, unique_users: 0 }, name)
     for (const group_by of ['channel', 'hour', 'day'] as const) {
       assert.deepEqual(await query.groups({ event_name: name, group_by }), [], `${name} by ${group_by}`)
