@@ -5,9 +5,9 @@
  * directory of their own guarantees.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { syncDirectory } from '../wal/segment.ts'
+import { writeFileDurably } from '../delivery/cursor-file.ts'
 
 const FILE = 'node-id'
 const VALID = /^[A-Za-z0-9._-]{1,64}$/
@@ -25,9 +25,6 @@ export async function loadNodeId(dataDir: string): Promise<string> {
   }
   mkdirSync(dataDir, { recursive: true })
   const id = randomUUID()
-  const tmp = `${path}.tmp`
-  writeFileSync(tmp, `${id}\n`, { flush: true })
-  renameSync(tmp, path)
-  await syncDirectory(dataDir)
+  await writeFileDurably(path, `${id}\n`)
   return id
 }

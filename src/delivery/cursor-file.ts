@@ -7,8 +7,9 @@
  * are idempotent on `event_id`).
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { spillwayError } from '../errors.ts'
+import { syncDirectory as syncDir } from '../wal/segment.ts'
 
 interface CursorDocument {
   readonly sink: string
@@ -58,28 +59,29 @@ export class CursorFile {
       this.#dirReady = true
     }
     const doc: CursorDocument = { sink: this.#sink, position, updatedAt: new Date().toISOString() }
-    const tmp = `${this.path}.tmp`
-    const file = await open(tmp, 'w')
-    try {
-      await file.writeFile(`${JSON.stringify(doc)}\n`)
-      await file.sync()
-    } finally {
-      await file.close()
-    }
-    await rename(tmp, this.path)
-    await syncDir(this.#dir)
+    await writeFileDurably(this.path, `${JSON.stringify(doc)}\n`)
   }
 }
 
-/** fsync a directory so a rename or a new file in it survives a power loss. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
+/**
+ * Replaces `path` with `text` so that after a crash or power loss it holds either the old or the
+ * new text, whole: write a temp file, fsync it, rename it over, fsync the directory.
+ */
+export async function writeFileDurably(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`
+  const file = await open(tmp, 'w')
   try {
-    await handle.sync()
+    await file.writeFile(text)
+    await file.sync()
   } finally {
-    await handle.close()
+    await file.close()
   }
+  await rename(tmp, path)
+  await syncDir(dirname(path))
 }
+
+/** fsync a directory so a rename or a new file in it survives a power loss (the WAL's own). */
+export { syncDir }
 
 /** Sink names come from configuration; keep them from escaping the directory. */
 function fileSafe(name: string): string {

@@ -238,8 +238,9 @@ export class DeliveryService implements QueryBackend {
   }
 }
 
+/** `ping()` of a sink or of Redis, bounded by `timeoutMs`. */
 async function pingWithin(
-  sink: Sink,
+  target: { ping(): Promise<void> },
   timeoutMs: number,
 ): Promise<{ ok: true } | { ok: false; error: string }> {
   let timer: NodeJS.Timeout | undefined
@@ -247,7 +248,7 @@ async function pingWithin(
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
   })
   try {
-    await Promise.race([sink.ping(), timeout])
+    await Promise.race([target.ping(), timeout])
     return { ok: true }
   } catch (error) {
     return { ok: false, error: (error as Error)?.message ?? String(error) }
@@ -323,25 +324,8 @@ async function warmDedup(
 }
 
 async function l2Readiness(l2: RedisDedup, timeoutMs: number): Promise<L2Readiness> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      l2.ping(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)
-      }),
-    ])
-    const { state, errors } = l2.status
-    return { ok: true, state, errors }
-  } catch (error) {
-    const { state, errors } = l2.status
-    return {
-      ok: false,
-      error: `${(error as Error).message}; delivering without the shared dedup layer`,
-      state,
-      errors,
-    }
-  } finally {
-    clearTimeout(timer)
-  }
+  const ping = await pingWithin(l2, timeoutMs)
+  const { state, errors } = l2.status
+  if (ping.ok) return { ok: true, state, errors }
+  return { ok: false, error: `${ping.error}; delivering without the shared dedup layer`, state, errors }
 }

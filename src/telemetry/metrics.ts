@@ -134,7 +134,7 @@ export class ServerMetrics implements IntakeRecorder {
       async () => {
         // Delivery-time layers: every sink's check skips the same events; the first sink's count.
         const totals = await this.#delivery()
-        const first = this.#totals.latest.find((s) => s.slot === 0)
+        const first = this.#firstSink()
         const t = first ? totals.get(first.sink) : undefined
         const counts = {
           l1: this.#l1Duplicates,
@@ -151,7 +151,7 @@ export class ServerMetrics implements IntakeRecorder {
       registers,
       async () => {
         await this.#delivery()
-        const l2 = this.#totals.latest.find((s) => s.slot === 0)?.dedupL2
+        const l2 = this.#firstSink()?.dedupL2
         return l2 ? [[{}, l2.errors]] : []
       },
     )
@@ -163,7 +163,7 @@ export class ServerMetrics implements IntakeRecorder {
       async collect() {
         await metrics.#delivery()
         this.reset()
-        const l2 = metrics.#totals.latest.find((s) => s.slot === 0)?.dedupL2
+        const l2 = metrics.#firstSink()?.dedupL2
         if (l2) this.set(l2.state === 'up' ? 1 : 0)
       },
     })
@@ -409,6 +409,14 @@ export class ServerMetrics implements IntakeRecorder {
   }
 
   /** Delivery totals, refreshed at most once per scrape (every collect of a scrape shares it). */
+  /**
+   * The first sink's latest reading: the dedup counters and L2 state are read from it (every
+   * sink's check skips the same events and shares the one L2).
+   */
+  #firstSink(): DeliveryStats | undefined {
+    return this.#totals.latest.find((s) => s.slot === 0)
+  }
+
   async #delivery(): Promise<Map<string, SinkTotals>> {
     this.#reading ??= (async () => {
       try {
