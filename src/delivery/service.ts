@@ -272,7 +272,8 @@ async function startDedup(
   logger: Logger,
 ): Promise<{ checks: (DeliveryCheck | undefined)[]; l2: RedisDedup | undefined }> {
   if (config.dedupCacheEntries === 0 && !config.redisUrl) return { checks: [], l2: undefined }
-  const nodeId = await loadNodeId(config.dataDir)
+  // The node id names this node's claims in Redis; without Redis nothing uses it.
+  const nodeId = config.redisUrl ? await loadNodeId(config.dataDir) : 'local'
   let l2: RedisDedup | undefined
   if (config.redisUrl) {
     l2 = new RedisDedup({
