@@ -12,6 +12,11 @@
  * layer; the sink gets the rest. Keys enter the cache only after the sink confirmed them
  * (`delivered`), so a failed write never makes its own retry look like a duplicate; L2 claims are
  * safe for the same reason by their token (see redis.ts).
+ *
+ * L2 keys are claimed per store: `<sink name>:<key>` (under the configured Redis prefix). A claim
+ * means "this store has (or is getting) this event", so serve nodes writing to Kafka and the
+ * consume nodes loading Kafka into ClickHouse can share one Redis: the Kafka sink's claims
+ * (`kafka:<key>`) never make the consumer drop an event it has yet to store (`clickhouse:<key>`).
  */
 import { DedupCache } from './cache.ts'
 import { keepLines, type PayloadKeys, payloadKeys } from './ndjson-keys.ts'
@@ -42,6 +47,8 @@ export interface PreparedCheck {
 export interface DeliveryCheckOptions {
   /** Identifies this node's claims in L2 (stable across restarts: kept in the data directory). */
   readonly nodeId: string
+  /** The store this check guards (the sink's name): L2 keys are `<namespace>:<key>`. */
+  readonly namespace: string
   readonly cacheEntries: number
   readonly windowMs: number
   readonly l2?: RedisDedup
@@ -49,6 +56,7 @@ export interface DeliveryCheckOptions {
 
 export class DeliveryCheck {
   readonly #nodeId: string
+  readonly #namespace: string
   readonly #cache: DedupCache
   readonly #l2: RedisDedup | undefined
   readonly #windowMs: number
@@ -56,6 +64,7 @@ export class DeliveryCheck {
 
   constructor(options: DeliveryCheckOptions) {
     this.#nodeId = options.nodeId
+    this.#namespace = `${options.namespace}:`
     this.#cache = new DedupCache(options.cacheEntries, options.windowMs)
     this.#l2 = options.l2
     this.#windowMs = options.windowMs
@@ -120,14 +129,15 @@ export class DeliveryCheck {
       for (const key of parsed[r]?.keys ?? []) {
         if (first.has(key)) continue
         first.add(key)
-        keys.push(key)
+        keys.push(this.#namespace + key)
         tokens.push(this.token(records[r].start))
       }
     }
     const states = await this.#l2.claim(keys, tokens)
     if (!states) return { parsed, claims: null }
     const claims = new Map<string, ClaimState>()
-    for (let k = 0; k < keys.length; k++) claims.set(keys[k], states[k])
+    const cut = this.#namespace.length
+    for (let k = 0; k < keys.length; k++) claims.set(keys[k].slice(cut), states[k])
     return { parsed, claims }
   }
 
@@ -178,7 +188,7 @@ export class DeliveryCheck {
   ): Promise<void> {
     if (!this.#l2 || events.length === 0) return
     await this.#l2.release(
-      events.map((e) => e.key),
+      events.map((e) => this.#namespace + e.key),
       events.map((e) => this.token(e.recordStart)),
     )
   }

@@ -286,9 +286,10 @@ async function startDedup(
     await l2.connect()
   }
   const checks = config.sinks.map(
-    () =>
+    (name) =>
       new DeliveryCheck({
         nodeId,
+        namespace: name,
         cacheEntries: config.dedupCacheEntries,
         windowMs: config.dedupWindowSeconds * 1000,
         l2,

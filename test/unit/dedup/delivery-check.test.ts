@@ -10,7 +10,8 @@ import type { RedisDedup } from '../../../src/dedup/redis.ts'
 import { eventually, ids, rig } from '../delivery/helpers.ts'
 import { event, events } from '../delivery/memory-log.ts'
 
-const check = (cacheEntries = 1000) => new DeliveryCheck({ nodeId: 'n1', cacheEntries, windowMs: 60_000 })
+const check = (cacheEntries = 1000) =>
+  new DeliveryCheck({ nodeId: 'n1', namespace: 'memory', cacheEntries, windowMs: 60_000 })
 
 test('repeats within a record, across records and across batches are stored once', async (t) => {
   const dedup = check()
@@ -116,7 +117,13 @@ function slowL2(delayMs: number, log: string[]) {
 
 test('with L2, the next batch is read and claimed while the current one is written', async (t) => {
   const log: string[] = []
-  const dedup = new DeliveryCheck({ nodeId: 'n1', cacheEntries: 1000, windowMs: 60_000, l2: slowL2(30, log) })
+  const dedup = new DeliveryCheck({
+    nodeId: 'n1',
+    namespace: 'memory',
+    cacheEntries: 1000,
+    windowMs: 60_000,
+    l2: slowL2(30, log),
+  })
   const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 5, batchBytes: 1 << 20 })
   sink.delayNext(100, 3)
   for (let r = 0; r < 4; r++) wal.append(events(r * 5, 5))
@@ -138,7 +145,13 @@ test('with L2, the next batch is read and claimed while the current one is writt
 })
 
 test('with L2 and read-ahead, a failing sink still gets every event once and in order', async (t) => {
-  const dedup = new DeliveryCheck({ nodeId: 'n1', cacheEntries: 1000, windowMs: 60_000, l2: slowL2(5, []) })
+  const dedup = new DeliveryCheck({
+    nodeId: 'n1',
+    namespace: 'memory',
+    cacheEntries: 1000,
+    windowMs: 60_000,
+    l2: slowL2(5, []),
+  })
   const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 3 })
   sink.failNext({ kind: 'retry', error: new Error('down') }, 4)
   for (let r = 0; r < 10; r++) wal.append(events(r * 3, 3))
