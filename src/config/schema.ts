@@ -441,7 +441,7 @@ export const OPTIONS = {
     default: 'spillway',
     env: ['SPILLWAY_NATS_CONSUMER'],
     flag: 'nats-consumer',
-    doc: 'Durable pull consumer of `consume --from nats`; messages are acked only after the store confirmed.',
+    doc: 'Durable pull consumer of `consume --from nats` (created if missing: explicit acks, ack wait 60 s); each message is acked only after the store confirmed it.',
   },
   natsDuplicateWindowSeconds: {
     type: 'int',
@@ -457,7 +457,7 @@ export const OPTIONS = {
     min: 1,
     env: ['SPILLWAY_NATS_ACK_WINDOW'],
     flag: 'nats-ack-window',
-    doc: 'Publishes the `nats` sink keeps in flight before it awaits their acks.',
+    doc: 'Most publishes the `nats` sink has in flight (sent, ack not back yet); the next one leaves as an ack returns.',
   },
   natsTimeoutMs: {
     type: 'int',
@@ -465,7 +465,7 @@ export const OPTIONS = {
     min: 100,
     env: ['SPILLWAY_NATS_TIMEOUT_MS'],
     flag: 'nats-timeout-ms',
-    doc: 'How long a JetStream publish ack or request may take before it counts as failed and is retried.',
+    doc: 'How long the `nats` sink waits for the next publish ack, and any JetStream request or connection attempt takes at most, before it counts as failed and is retried.',
   },
   consumeFrom: {
     type: 'enum',

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A private NATS server with JetStream for tests and benchmarks (Debian's nats-server, installed
+# when missing).
+#   scripts/nats.sh ensure              install nats-server if it is not on the machine
+#   scripts/nats.sh start <dir> [port]  start one on 127.0.0.1:<port> (default: a free port), the
+#                                       JetStream store and the log in <dir>, PID in <dir>/nats.pid;
+#                                       prints the URL
+#   scripts/nats.sh stop <dir>          stop the one started in <dir> (by PID)
+# `start <dir> <port>` after `stop <dir>` brings the same server back with its streams: the store
+# is <dir>/jetstream. The monitoring port (a free one per start, 127.0.0.1 only, written to
+# <dir>/nats.monitor) serves /healthz, which answers 200 once JetStream has recovered its streams:
+# the script waits for it, so a caller can publish as soon as the URL is printed.
+set -euo pipefail
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
+
+ensure() {
+  apt_install nats-server nats-server
+}
+
+# A port nothing listens on, from the range above the usual services (bash only).
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+start() {
+  local dir="${1:?usage: nats.sh start <dir> [port]}" port="${2:-}"
+  ensure
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  if [ -f "$dir/nats.pid" ] && kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null; then
+    echo "a nats-server started in $dir is running already (PID $(cat "$dir/nats.pid")); stop it first" >&2
+    return 1
+  fi
+  [ -n "$port" ] || port="$(free_port)"
+  local monitor
+  monitor="$(free_port)"
+  while [ "$monitor" = "$port" ]; do monitor="$(free_port)"; done
+  echo "$monitor" >"$dir/nats.monitor"
+  # nats-server stays in the foreground: detach it from this shell (and from the caller's
+  # process group, so a test runner's signals do not reach it) and keep its PID in a file.
+  setsid nohup nats-server -js -sd "$dir" -a 127.0.0.1 -p "$port" \
+    --http_port "$monitor" -P "$dir/nats.pid" -l "$dir/nats.log" \
+    </dev/null >>"$dir/nats.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 200); do
+    if curl -fs --max-time 1 "http://127.0.0.1:$monitor/healthz" 2>/dev/null | grep -q ok; then
+      echo "nats://127.0.0.1:$port"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  kill "$pid" 2>/dev/null || true
+  echo "nats-server did not answer on port $port; see $dir/nats.log and $dir/nats.out" >&2
+  return 1
+}
+
+stop() {
+  stop_pidfile "${1:?usage: nats.sh stop <dir>}/nats.pid"
+}
+
+case "${1:-}" in
+  ensure) ensure ;;
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  *) echo "usage: $0 ensure | start <dir> [port] | stop <dir>" >&2; exit 2 ;;
+esac
