@@ -15,8 +15,12 @@ import { ClickHouseSink } from './clickhouse/sink.ts'
 import { DuckDbSink } from './duckdb/sink.ts'
 import { httpSinkOptions } from './http/config.ts'
 import { HttpSink } from './http/sink.ts'
+import { kafkaSinkOptions } from './kafka/config.ts'
+import { KafkaSink } from './kafka/sink.ts'
 import { MemoryQueryBackend } from './memory/query.ts'
 import { MemorySink } from './memory/sink.ts'
+import { natsSinkOptions } from './nats/config.ts'
+import { NatsSink } from './nats/sink.ts'
 import type { Sink } from './sink.ts'
 
 export function createSink(name: string, config: Config, logger: Logger): Sink {
@@ -30,6 +34,10 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
       })
     case 'clickhouse':
       return new ClickHouseSink(clickhouseSinkOptions(config, name, logger.child({ sink: name })))
+    case 'kafka':
+      return new KafkaSink(kafkaSinkOptions(config, name, logger.child({ sink: name })))
+    case 'nats':
+      return new NatsSink(natsSinkOptions(config, name, logger.child({ sink: name })))
     case 'http':
       return new HttpSink(httpSinkOptions(config, name, logger.child({ sink: name })))
     case 'memory':
@@ -37,7 +45,7 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
     default:
       throw spillwayError(
         'SPW_ERR_CONFIG_INVALID',
-        `unknown sink "${name}"; known sinks: duckdb, clickhouse, http, memory`,
+        `unknown sink "${name}"; known sinks: duckdb, clickhouse, kafka, nats, http, memory`,
       )
   }
 }
