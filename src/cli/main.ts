@@ -2,6 +2,7 @@
 /**
  * The `spillway` command.
  *   spillway serve [--flag value …]       run the server (flags: see `spillway help`)
+ *   spillway consume [--from kafka|nats]  load a log (Kafka, JetStream) into the sinks
  *   spillway wal inspect [--data-dir D]   list WAL segments and records
  *   spillway wal verify [--data-dir D]    check every record's CRC and the segment chain
  *   spillway config check [--config F]    validate configuration and print it
@@ -11,9 +12,11 @@ import { join } from 'node:path'
 import { maxRecordBytes } from '../config/derived.ts'
 import { loadConfig } from '../config/load.ts'
 import { OPTIONS } from '../config/schema.ts'
+import { startConsumer } from '../consume/consumer.ts'
+import { createLogSource } from '../consume/sources.ts'
 import { isSpillwayError } from '../errors.ts'
 import { startServer } from '../server.ts'
-import { createLogger } from '../telemetry/logger.ts'
+import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { inspectWal, verifyWal } from '../wal/inspect.ts'
 import { parseArgs } from './args.ts'
 import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitCode } from './dlq.ts'
@@ -22,6 +25,10 @@ const USAGE = `usage: spillway <command> [options]
 
 commands:
   serve              run the HTTP API, the WAL and delivery
+  consume            read a log into the sinks (--sinks, default duckdb) through the WAL, dedup and
+                       delivery; offsets/acks are committed only once every sink stored the events
+                       --from kafka: consumer group --kafka-group on --kafka-topic at --kafka-brokers
+                       --from nats:  durable consumer --nats-consumer on --nats-stream at --nats-url
   wal inspect        list the WAL segments under <data-dir>/wal
   wal verify         check every WAL record; exit 1 on any problem
   config check       validate the configuration (defaults < file < env < flags) and print it
@@ -50,7 +57,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = loadConfig({ flags: without(withoutJson(flags), own) })
   switch (command) {
     case 'serve':
-      return serve(config)
+      return runUntilSignal(config, 'Server', (logger) => startServer(config, logger))
+    case 'consume':
+      return runUntilSignal(config, 'Consumer', async (logger) =>
+        startConsumer(config, logger, await createLogSource(config, logger)),
+      )
     case 'wal': {
       const dir = join(config.dataDir, 'wal')
       if (sub === 'inspect') {
@@ -87,7 +98,12 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+/** Starts `start`, waits for SIGTERM/SIGINT, then closes it (drain, checkpoint) and exits 0. */
+async function runUntilSignal(
+  config: ReturnType<typeof loadConfig>,
+  what: 'Server' | 'Consumer',
+  start: (logger: Logger) => Promise<{ close(): Promise<void> }>,
+): Promise<number> {
   const logger = createLogger(config.logLevel)
   // Handlers go in before the start: a SIGTERM that arrives while the WAL recovers or just after
   // the first request must still end in a drain and exit 0, not in the default kill.
@@ -95,14 +111,14 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const onSignal = (signal: string) => signalled.resolve(signal)
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
-  const server = await startServer(config, logger)
+  const running = await start(logger)
   const signal = await signalled.promise
-  logger.info({ signal }, 'ServerShutdownRequested')
+  logger.info({ signal }, `${what}ShutdownRequested`)
   try {
-    await server.close()
+    await running.close()
     return 0
   } catch (error) {
-    logger.error({ err: error }, 'ServerShutdownFailed')
+    logger.error({ err: error }, `${what}ShutdownFailed`)
     return 1
   } finally {
     logger.flush()
