@@ -1,6 +1,6 @@
 /**
- * Runs the real `spillway serve` as a child process, as a user would, on free ports and a data
- * directory of the test's own; resolves once the server logged that it listens.
+ * Runs the real `spillway serve` (or `spillway consume`) as a child process, as a user would, on
+ * free ports and a data directory of the test's own; resolves once it logged that it started.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -12,6 +12,7 @@ export const ROOT = new URL('../../', import.meta.url).pathname
 export const NODE = process.execPath
 
 export interface ServerProcess {
+  /** The API address (serve only; '' for consume). */
   readonly url: string
   /** The operations port (Prometheus `GET /metrics`). */
   readonly metricsUrl: string
@@ -26,10 +27,12 @@ export async function startServerProcess(
   dataDir: string,
   env: Record<string, string> = {},
   args: string[] = [],
+  command: 'serve' | 'consume' = 'serve',
 ): Promise<ServerProcess> {
+  const started = command === 'serve' ? 'ServerStarted' : 'ConsumerStarted'
   const logFile = join(dataDir, `server-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.log`)
   const log = createWriteStream(logFile)
-  const proc = spawn(NODE, [join(ROOT, 'src/cli/main.ts'), 'serve', ...args], {
+  const proc = spawn(NODE, [join(ROOT, 'src/cli/main.ts'), command, ...args], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -56,9 +59,9 @@ export async function startServerProcess(
       log.write(`${line}\n`)
       try {
         const entry = JSON.parse(line)
-        if (entry.msg === 'ServerStarted') {
+        if (entry.msg === started) {
           clearTimeout(timer)
-          resolve({ url: entry.url, metricsUrl: entry.metricsUrl })
+          resolve({ url: entry.url ?? '', metricsUrl: entry.metricsUrl })
         }
       } catch {}
     })

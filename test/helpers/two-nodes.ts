@@ -22,17 +22,18 @@ export interface NodeHandle {
 }
 
 /**
- * A `spillway serve` process with a data directory of its own (removed after the test), killed
+ * A `spillway serve` (or `consume`) process with a data directory of its own (removed after the test), killed
  * at the end if a failed assertion left it running (its pipes would keep the test alive).
  */
 export async function startNode(
   t: { after: (fn: () => Promise<void>) => void },
   env: Record<string, string>,
+  command: 'serve' | 'consume' = 'serve',
 ): Promise<NodeHandle> {
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-node-'))
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   const start = async () => {
-    const server = await startServerProcess(dataDir, env)
+    const server = await startServerProcess(dataDir, env, [], command)
     return { server, metricsUrl: server.metricsUrl }
   }
   const handle: NodeHandle = { dataDir, ...(await start()), restart: start }

@@ -1,0 +1,87 @@
+/**
+ * The scale-out topology of DESIGN §3 on one machine: two `spillway serve` nodes writing to a log
+ * (Kafka or JetStream), one `spillway consume` node loading the log into ClickHouse, Redis as the
+ * shared dedup layer. The traffic is two-nodes.ts's: every event sent one to three times, to
+ * either serve node, alone or in batches, by clients that fail over when their node is down.
+ * The chaos: serve node 0 and the consume node are SIGKILLed mid-way and restarted.
+ */
+import assert from 'node:assert/strict'
+import { type ClickHouseServer, dropDatabase, storedClickHouseCounts, uniqueDatabase } from './clickhouse.ts'
+import type { RedisServer } from './redis.ts'
+import {
+  assertStoredOnce,
+  type Chaos,
+  type NodeHandle,
+  planSends,
+  runSends,
+  startNode,
+  stopNode,
+  waitForStored,
+} from './two-nodes.ts'
+
+export interface TopologyOptions {
+  readonly name: string
+  readonly clickhouse: ClickHouseServer
+  readonly redis: RedisServer
+  /** `kafka` or `nats`: the serve nodes' sink and the consumer's `--from`. */
+  readonly log: 'kafka' | 'nats'
+  /** Where the log is, and which topic/stream/group this run uses (env of every node). */
+  readonly logEnv: Record<string, string>
+  readonly events: number
+  readonly seed: number
+}
+
+type Hooks = { after: (fn: () => Promise<void>) => void; diagnostic: (message: string) => void }
+
+export async function runTopology(t: Hooks, options: TopologyOptions, kill: boolean): Promise<void> {
+  const { name, clickhouse, redis } = options
+  const database = uniqueDatabase(`topology_${name}`)
+  t.after(() => dropDatabase(clickhouse, database))
+  const shared = {
+    ...options.logEnv,
+    REDIS_URL: redis.url,
+    SPILLWAY_REDIS_KEY_PREFIX: `${database}:`,
+    SPILLWAY_DELIVERY_LINGER_MS: '20',
+  }
+  const serveEnv = { ...shared, SPILLWAY_SINKS: options.log }
+  const consumeEnv = {
+    ...shared,
+    SPILLWAY_SINKS: 'clickhouse',
+    SPILLWAY_CONSUME_FROM: options.log,
+    CLICKHOUSE_URL: clickhouse.url,
+    CLICKHOUSE_DATABASE: database,
+  }
+  const serve: NodeHandle[] = [await startNode(t, serveEnv), await startNode(t, serveEnv)]
+  const consume = await startNode(t, consumeEnv, 'consume')
+  const table = `\`${database}\`.events`
+  const stored = async () => {
+    const answer = await clickhouse
+      .query(`SELECT uniqExact(event_id) FROM ${table} WHERE event_name = '${name}'`)
+      .catch(() => '0')
+    return Number(answer.trim())
+  }
+
+  const chaos = async ({ progress }: Chaos) => {
+    await progress(0.3)
+    serve[0].server.kill('SIGKILL')
+    assert.equal((await serve[0].server.exited()).signal, 'SIGKILL')
+    await progress(0.45)
+    consume.server.kill('SIGKILL')
+    assert.equal((await consume.server.exited()).signal, 'SIGKILL')
+    await progress(0.6)
+    Object.assign(serve[0], await serve[0].restart())
+    await progress(0.75)
+    Object.assign(consume, await consume.restart())
+  }
+  const plan = planSends(options.events, name, options.seed)
+  const outcome = await runSends(plan, serve, { clients: 16, chaos: kill ? chaos : undefined })
+  t.diagnostic(`${plan.length} sends, ${outcome.eventsSent} copies acked, ${outcome.failovers} fail-overs`)
+  if (kill) assert.ok(outcome.failovers > 0, 'the kill hit requests for serve node 0')
+  assert.equal(outcome.acked.size, options.events, 'every event acknowledged')
+
+  await waitForStored(stored, options.events, 120_000)
+  for (const node of [...serve, consume]) await stopNode(node)
+  const counts = await storedClickHouseCounts(clickhouse, database)
+  t.diagnostic(`${counts.rowsBefore} rows inserted for ${counts.uniqueBefore} events before the final merge`)
+  assertStoredOnce(counts.merged, outcome.acked, outcome.sent)
+}
