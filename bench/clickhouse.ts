@@ -88,7 +88,7 @@ export async function benchClickHouse(seconds = 20, connections = 8, queries = 5
 }
 
 /** The store alone: pre-encoded, gzip'd JSONEachRow batches of INSERT_ROWS, one connection. */
-async function baselineInserts(url: string, client: ClickHouseClient) {
+export async function baselineInserts(url: string, client: ClickHouseClient) {
   const sink = new ClickHouseSink({ url, database: 'bench_baseline' })
   await sink.open()
   const features = await sink.server()
