@@ -79,6 +79,7 @@ export async function startConsumer(
     ...pipeline.metricSources,
     queuedEvents: () => 0,
     admission: () => [],
+    consume: () => ({ log: source.name, ...counts, uncommittedBatches: uncommitted.length }),
   })
   const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'consume' })
   const limits: IntakeLimits = Object.freeze({

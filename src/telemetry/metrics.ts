@@ -75,6 +75,16 @@ export interface MetricSources {
   readonly admission: () => readonly AdmissionReading[]
   /** null when the reading is not trustworthy (the thread restarted while answering). */
   readonly delivery: () => Promise<DeliveryReading | null>
+  /** `spillway consume` only: what it took from the log and committed back. */
+  readonly consume?: () => ConsumeReading
+}
+
+export interface ConsumeReading {
+  /** `kafka` or `nats`. */
+  readonly log: string
+  readonly fetched: number
+  readonly committed: number
+  readonly uncommittedBatches: number
 }
 
 export const DUPLICATE_LAYERS = ['l1', 'l2', 'delivery'] as const
@@ -202,6 +212,28 @@ export class ServerMetrics implements IntakeRecorder {
       'Keys held by the L1 dedup cache of the HTTP path (bounded by dedupCacheEntries).',
       () => sources.l1Keys?.() ?? 0,
     )
+    const consume = sources.consume
+    if (consume) {
+      monotonic(
+        'consume_messages_fetched_total',
+        'Messages `spillway consume` fetched from the log (redeliveries included).',
+        ['log'],
+        registers,
+        () => [[{ log: consume().log }, consume().fetched]],
+      )
+      monotonic(
+        'consume_messages_committed_total',
+        'Messages whose offsets were committed (acked): every sink stored or dead-lettered them.',
+        ['log'],
+        registers,
+        () => [[{ log: consume().log }, consume().committed]],
+      )
+      gauge(
+        'consume_uncommitted_batches',
+        'Fetched batches waiting for every sink before their offsets are committed.',
+        () => consume().uncommittedBatches,
+      )
+    }
     gauge('wal_head_bytes', 'End of the durable WAL (a byte position).', () => sources.wal().head)
     gauge(
       'wal_backlog_bytes',

@@ -81,6 +81,11 @@ test('offsets are committed only after the store confirmed; copies in the log ar
     [...log.commits].sort((a, b) => a - b),
     'commits go forward, in fetch order',
   )
+  const { body } = await consumer.metrics.render()
+  assert.match(body, /^consume_messages_fetched_total\{log="memory"\} 600$/m)
+  assert.match(body, /^consume_messages_committed_total\{log="memory"\} 600$/m)
+  assert.match(body, /^consume_uncommitted_batches 0$/m)
+  assert.match(body, /^events_accepted_total 600$/m)
 })
 
 test('messages that are not events are dead-lettered with their reason and committed; the rest is stored', async (t) => {
