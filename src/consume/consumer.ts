@@ -23,6 +23,7 @@ import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import { sleep } from '../delivery/backoff.ts'
 import { DeadLetterStore } from '../delivery/dead-letter.ts'
+import { isSpillwayError } from '../errors.ts'
 import type { IntakeLimits } from '../intake/types.ts'
 import { openPipeline, type Pipeline } from '../pipeline.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -91,9 +92,21 @@ export async function startConsumer(
   })
   const recordLimit = maxRecordBytes(config)
 
+  // A log that is down at start does not stop the consumer (it connects when the log is back, like
+  // a sink that is down); a configuration the log refuses does.
+  let opened = false
+  const tryOpen = async (): Promise<void> => {
+    try {
+      await source.open()
+      opened = true
+    } catch (error) {
+      if (isSpillwayError(error) && error.code === 'SPW_ERR_CONFIG_INVALID') throw error
+      log.warn({ err: error }, 'ConsumeSourceUnavailable')
+    }
+  }
   let operations: OperationsServer
   try {
-    await source.open()
+    await tryOpen()
     operations = await startOperationsServer({ host: config.host, port: config.metricsPort, metrics, logger })
   } catch (error) {
     await source.close().catch(() => {})
@@ -153,6 +166,11 @@ export async function startConsumer(
 
   const run = async (): Promise<void> => {
     while (!stopping.signal.aborted) {
+      if (!opened) {
+        await sleep(APPEND_RETRY_MS)
+        await tryOpen()
+        continue
+      }
       await commitDelivered()
       if (pipeline.backlogBytes() >= config.maxWalBacklogBytes) {
         await sleep(BACKPRESSURE_PAUSE_MS)

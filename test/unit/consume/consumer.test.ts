@@ -12,6 +12,7 @@ import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
 import { startConsumer } from '../../../src/consume/consumer.ts'
 import { scanDeadLetters } from '../../../src/delivery/dead-letter.ts'
+import { spillwayError } from '../../../src/errors.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { NdjsonReceiver } from '../../helpers/ndjson-receiver.ts'
 import { eventually, sleep } from '../../helpers/wait.ts'
@@ -133,4 +134,21 @@ test('a restart re-reads what was not committed and stores it once', async (t) =
     [...receiver.stored.values()].every((n) => n === 1),
     'each event stored once',
   )
+})
+
+test('a log that is down at start is retried until it answers; a configuration it refuses stops the start', async (t) => {
+  const { receiver, config, logger } = await setup(t)
+  const log = new MemoryLog()
+  log.openErrors.push(new Error('connection refused'), new Error('connection refused'))
+  const consumer = await startConsumer(config, logger, log)
+  t.after(() => consumer.close())
+  log.produce(event(1), event(2))
+  await eventually(async () => log.committed === 2, 'the log read once it answered')
+  assert.equal(log.opens, 3)
+  assert.deepEqual([...receiver.stored.keys()].sort(), ['ev-1', 'ev-2'])
+
+  const refused = new MemoryLog()
+  refused.openErrors.push(spillwayError('SPW_ERR_CONFIG_INVALID', 'stream EVENTS does not capture subject x'))
+  const { config: other } = await setup(t)
+  await assert.rejects(startConsumer(other, logger, refused), /does not capture subject x/)
 })

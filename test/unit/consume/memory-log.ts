@@ -25,7 +25,14 @@ export class MemoryLog implements LogSource {
     for (const wake of this.#waiters.splice(0)) wake()
   }
 
+  /** The next `open()` calls fail with these errors (a log that is down, a refused configuration). */
+  readonly openErrors: Error[] = []
+  opens = 0
+
   async open(): Promise<void> {
+    this.opens++
+    const error = this.openErrors.shift()
+    if (error) throw error
     this.#position = this.committed
   }
 
