@@ -117,7 +117,7 @@ test('the server delivers through a Redis outage, shows it in /ready and metrics
 
   assert.equal((await postJson(`${server.url}/events`, event('before'))).status, 202)
   await eventually(async () => (await total()) === 1, 'first event stored')
-  assert.equal((await admin.get('outage:before')) !== null, true, 'claimed in Redis')
+  assert.equal((await admin.get('outage:duckdb:before')) !== null, true, 'claimed in Redis, per store')
   assert.equal(sampleValue(await scrape(), 'dedup_l2_up'), 1)
 
   await redis.pause()
@@ -142,7 +142,7 @@ test('the server delivers through a Redis outage, shows it in /ready and metrics
   )
   assert.equal((await postJson(`${server.url}/events`, event('after'))).status, 202)
   await eventually(async () => (await total()) === 22, 'event after the outage stored')
-  assert.notEqual(await admin.get('outage:after'), null, 'claims resume')
+  assert.notEqual(await admin.get('outage:duckdb:after'), null, 'claims resume')
   const readyAgain = await send(`${server.url}/ready`)
   assert.equal(readyAgain.body.details?.dedup?.l2?.ok ?? true, true)
 })
