@@ -117,14 +117,26 @@ export async function startConsumer(
   const stopping = new AbortController()
   let lastEnd = Math.max(0, wal.head)
 
+  /**
+   * Commits up to the newest batch every sink has passed: one commit covers the batches fetched
+   * before it (the LogSource contract), so a burst of delivered batches costs one round trip.
+   */
   const commitDelivered = async (): Promise<void> => {
     const delivered = pipeline.deliveredPosition()
-    while (uncommitted.length > 0 && uncommitted[0].end <= delivered) {
-      const { batch } = uncommitted[0]
-      await source.commit(batch)
-      uncommitted.shift()
-      counts.committed += batch.values.length
-    }
+    let last = -1
+    while (last + 1 < uncommitted.length && uncommitted[last + 1].end <= delivered) last++
+    if (last < 0) return
+    await source.commit(uncommitted[last].batch)
+    for (const { batch } of uncommitted.splice(0, last + 1)) counts.committed += batch.values.length
+  }
+  /** Commits run beside fetching, one at a time and in order; the loop never waits for the log's answer. */
+  let committing: Promise<void> | null = null
+  const commitInBackground = (): void => {
+    committing ??= commitDelivered()
+      .catch((error) => log.warn({ err: error }, 'ConsumeCommitFailed'))
+      .finally(() => {
+        committing = null
+      })
   }
 
   const refuse = async (batch: FetchedBatch, refused: readonly RefusedMessage[]): Promise<void> => {
@@ -171,7 +183,7 @@ export async function startConsumer(
         await tryOpen()
         continue
       }
-      await commitDelivered()
+      commitInBackground()
       if (pipeline.backlogBytes() >= config.maxWalBacklogBytes) {
         await sleep(BACKPRESSURE_PAUSE_MS)
         continue
@@ -225,6 +237,7 @@ export async function startConsumer(
         })
         await pipeline.stop()
         // Whatever the drain stored is committed now; the rest is fetched again next time.
+        await committing
         await commitDelivered().catch((error) => log.warn({ err: error }, 'ConsumeCommitFailed'))
         await source.close().catch((error) => log.warn({ err: error }, 'ConsumeSourceCloseFailed'))
         await operations.close()
