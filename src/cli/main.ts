@@ -114,16 +114,28 @@ async function runUntilSignal(
   const running = await start(logger)
   const signal = await signalled.promise
   logger.info({ signal }, `${what}ShutdownRequested`)
+  let code = 0
   try {
     await running.close()
-    return 0
   } catch (error) {
     logger.error({ err: error }, `${what}ShutdownFailed`)
-    return 1
-  } finally {
-    logger.flush()
+    code = 1
   }
+  // Everything is closed and drained. A client library that leaves a handle behind (a socket, a
+  // timer) must not turn a clean stop into a process that never exits: after a grace period the
+  // process says what held it and exits anyway. The timer is unref'd, so it fires only if
+  // something else still keeps the process alive.
+  setTimeout(() => {
+    const handles = process.getActiveResourcesInfo()
+    logger.warn({ handles }, `${what}ExitLingering`)
+    logger.flush()
+    process.exit(code)
+  }, EXIT_GRACE_MS).unref()
+  logger.flush()
+  return code
 }
+
+const EXIT_GRACE_MS = 5000
 
 function withoutJson(flags: Record<string, string>): Record<string, string> {
   const { json: _json, help: _help, ...rest } = flags
