@@ -4,17 +4,9 @@
  * a free port, data in a temp dir, stopped by PID when the test file ends; plus what tests need to
  * look at a topic (create one, read all of it back with keys and headers, count it).
  */
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { Admin, Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
-import { ROOT } from './server-process.ts'
-
-const run = promisify(execFile)
-const SCRIPT = join(ROOT, 'scripts/kafka.sh')
+import { startScriptService } from './script-service.ts'
 
 export interface KafkaServer {
   /** `127.0.0.1:<port>`, as `kafkaBrokers` takes it. */
@@ -28,32 +20,8 @@ export interface KafkaServer {
 }
 
 export async function startKafka(): Promise<KafkaServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-kafka-'))
-  let stdout: string
-  try {
-    ;({ stdout } = await run('bash', [SCRIPT, 'start', dir], { timeout: 300_000 }))
-  } catch (error) {
-    await run('bash', [SCRIPT, 'stop', dir]).catch(() => {})
-    await rm(dir, { recursive: true, force: true })
-    throw error
-  }
-  const brokers = stdout.trim().split('\n').pop()!
-  const port = Number(brokers.split(':').pop())
-  return {
-    brokers,
-    dir,
-    port,
-    pause: async () => {
-      await run('bash', [SCRIPT, 'stop', dir])
-    },
-    start: async () => {
-      await run('bash', [SCRIPT, 'start', dir, String(port)], { timeout: 120_000 })
-    },
-    stop: async () => {
-      await run('bash', [SCRIPT, 'stop', dir])
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
+  const { address, ...service } = await startScriptService('kafka', 300_000)
+  return { brokers: address, ...service }
 }
 
 function base(brokers: string) {

@@ -5,11 +5,6 @@
  * restart the same server (same port, same store: the streams and their messages survive).
  * Plus what tests read back: every message of a stream with its headers, counts, stream info.
  */
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import {
   type JetStreamClient,
   type JetStreamManager,
@@ -18,10 +13,8 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { ROOT } from './server-process.ts'
 
-const run = promisify(execFile)
-const SCRIPT = join(ROOT, 'scripts/nats.sh')
+import { startScriptService } from './script-service.ts'
 
 export interface NatsServer {
   readonly url: string
@@ -34,25 +27,8 @@ export interface NatsServer {
 }
 
 export async function startNats(): Promise<NatsServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-nats-'))
-  const { stdout } = await run('bash', [SCRIPT, 'start', dir], { timeout: 180_000 })
-  const url = stdout.trim().split('\n').pop()!
-  const port = Number(new URL(url).port)
-  return {
-    url,
-    dir,
-    port,
-    pause: async () => {
-      await run('bash', [SCRIPT, 'stop', dir])
-    },
-    start: async () => {
-      await run('bash', [SCRIPT, 'start', dir, String(port)], { timeout: 60_000 })
-    },
-    stop: async () => {
-      await run('bash', [SCRIPT, 'stop', dir])
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
+  const { address, ...service } = await startScriptService('nats', 180_000)
+  return { url: address, ...service }
 }
 
 /** A connection for the length of `fn`. */
