@@ -18,19 +18,6 @@ ensure() {
   apt_install clickhouse-client clickhouse-client
 }
 
-# A port nothing listens on, from the range above the usual services (bash only: no python, no ss).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
 
 write_config() {
   local dir="$1" http_port="$2" tcp_port="$3"

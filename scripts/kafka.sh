@@ -71,19 +71,6 @@ EOF
   exec 9>&-
 }
 
-# A port nothing listens on, from the range above the usual services (bash only: no python, no ss).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
 
 write_config() {
   local dir="$1" port="$2" controller_port="$3"

@@ -13,9 +13,6 @@ ensure() {
   apt_install redis-server redis-server
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 start() {
   local dir="${1:?usage: redis.sh start <dir> [port]}" port="${2:-}"

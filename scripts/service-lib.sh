@@ -1,4 +1,5 @@
-# Shared by the service scripts (redis.sh, clickhouse.sh): install from Debian, stop by PID file.
+# Shared by the service scripts (redis.sh, clickhouse.sh, nats.sh, kafka.sh): install from Debian,
+# pick a free port, stop by PID file.
 # Sourced, not run.
 
 # apt_install <command> <package>...: installs the packages unless <command> is already on PATH.
@@ -26,4 +27,18 @@ stop_pidfile() {
   done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$pidfile"
+}
+
+# A port nothing listens on, from the range above the usual services (bash only: no python, no ss).
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
 }
