@@ -13,7 +13,13 @@
  */
 import { describeValue, quote } from '../intake/describe.ts'
 import { serializeEvent } from '../intake/serialize.ts'
-import { CHANNELS, type Channel, type IntakeLimits, type NormalizedEvent } from '../intake/types.ts'
+import {
+  CHANNELS,
+  type Channel,
+  EVENT_FIELDS,
+  type IntakeLimits,
+  type NormalizedEvent,
+} from '../intake/types.ts'
 import { MAX_EVENT_ID_LENGTH, validateEvent } from '../intake/validate.ts'
 
 export interface RefusedMessage {
@@ -31,17 +37,7 @@ export interface WalLines {
 }
 
 const CHANNEL_SET: ReadonlySet<string> = new Set(CHANNELS)
-const NORMALIZED_FIELDS = new Set([
-  'event_id',
-  'event_name',
-  'channel',
-  'campaign_id',
-  'user_id',
-  'timestamp',
-  'received_at',
-  'tags',
-  'metadata',
-])
+const NORMALIZED_FIELDS: ReadonlySet<string> = new Set(EVENT_FIELDS)
 
 export function toWalLines(values: readonly Buffer[], limits: IntakeLimits, receivedAt: number): WalLines {
   let text = ''

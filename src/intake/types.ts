@@ -20,6 +20,19 @@ export interface NormalizedEvent {
   readonly metadata: Readonly<Record<string, unknown>> | null
 }
 
+/** The fields of a NormalizedEvent, in their fixed order (the WAL line's, the stores' columns). */
+export const EVENT_FIELDS = [
+  'event_id',
+  'event_name',
+  'channel',
+  'campaign_id',
+  'user_id',
+  'timestamp',
+  'received_at',
+  'tags',
+  'metadata',
+] as const satisfies readonly (keyof NormalizedEvent)[]
+
 export interface IntakeLimits {
   readonly maxEventBytes: number
   readonly maxStringLength: number

@@ -34,7 +34,9 @@
  * A table that already exists is used as it is, if it has the columns the sink writes (checked
  *   at start, so a mismatch is one clear error instead of a failed insert per batch).
  */
+
 import { spillwayError } from '../../errors.ts'
+import { EVENT_FIELDS } from '../../intake/types.ts'
 import type { ClickHouseClient } from './client.ts'
 import { quoteIdentifier, quoteString } from './escape.ts'
 
@@ -61,17 +63,7 @@ export const LEGACY_FEATURES: ServerFeatures = Object.freeze({
 })
 
 /** Columns the sink writes, in the order of a WAL line. */
-export const COLUMNS = [
-  'event_id',
-  'event_name',
-  'channel',
-  'campaign_id',
-  'user_id',
-  'timestamp',
-  'received_at',
-  'tags',
-  'metadata',
-] as const
+export const COLUMNS = EVENT_FIELDS
 
 const PROBED_SETTINGS = ['async_insert', 'wait_for_async_insert', 'input_format_json_read_objects_as_strings']
 
