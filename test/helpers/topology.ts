@@ -6,8 +6,15 @@
  * The chaos: serve node 0 and the consume node are SIGKILLed mid-way and restarted.
  */
 import assert from 'node:assert/strict'
-import { type ClickHouseServer, dropDatabase, storedClickHouseCounts, uniqueDatabase } from './clickhouse.ts'
-import type { RedisServer } from './redis.ts'
+import { after, before, test } from 'node:test'
+import {
+  type ClickHouseServer,
+  dropDatabase,
+  startClickHouse,
+  storedClickHouseCounts,
+  uniqueDatabase,
+} from './clickhouse.ts'
+import { type RedisServer, startRedis } from './redis.ts'
 import {
   assertStoredOnce,
   type Chaos,
@@ -84,4 +91,46 @@ export async function runTopology(t: Hooks, options: TopologyOptions, kill: bool
   const counts = await storedClickHouseCounts(clickhouse, database)
   t.diagnostic(`${counts.rowsBefore} rows inserted for ${counts.uniqueBefore} events before the final merge`)
   assertStoredOnce(counts.merged, outcome.acked, outcome.sent)
+}
+
+/** A log for the topology tests: started once per file, with the env that points a run at it. */
+export interface TopologyLog {
+  /** How the tests name it, e.g. `Kafka`. */
+  readonly title: string
+  readonly kind: 'kafka' | 'nats'
+  start(): Promise<{ stop(): Promise<void>; env(name: string): Record<string, string> }>
+}
+
+/**
+ * The two topology tests of a log, in one test file: Redis, ClickHouse and the log are started
+ * before them and stopped after; each run gets its own database, topic/stream and group/consumer.
+ */
+export function topologyTests(log: TopologyLog, seed: number): void {
+  const events = Number(process.env['TOPOLOGY_EVENTS'] ?? 3000)
+  let redis: RedisServer
+  let clickhouse: ClickHouseServer
+  let running: Awaited<ReturnType<TopologyLog['start']>>
+  before(async () => {
+    ;[redis, clickhouse, running] = await Promise.all([startRedis(), startClickHouse(), log.start()])
+  })
+  after(() => Promise.all([redis.stop(), clickhouse.stop(), running.stop()]))
+  const options = (name: string, seed: number): TopologyOptions => ({
+    name,
+    seed,
+    events,
+    clickhouse,
+    redis,
+    log: log.kind,
+    logEnv: running.env(name),
+  })
+  test(`serve ×2 → ${log.title} → consume → ClickHouse: events sent to both nodes with repeats are stored once`, {
+    timeout: 240_000,
+  }, async (t) => {
+    await runTopology(t, options(`${log.kind}plain`, seed), false)
+  })
+  test(`serve ×2 → ${log.title} → consume → ClickHouse, a serve node and the consumer SIGKILLed mid-way: stored once`, {
+    timeout: 300_000,
+  }, async (t) => {
+    await runTopology(t, options(`${log.kind}kill`, seed + 1), true)
+  })
 }
