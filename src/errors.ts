@@ -33,6 +33,8 @@ export const ERRORS = {
   SPW_ERR_INTAKE_UNSUPPORTED_ENCODING: { status: 415, retryable: false },
   SPW_ERR_INTAKE_EMPTY_BATCH: { status: 400, retryable: false },
   SPW_ERR_INTAKE_TOO_MANY_EVENTS: { status: 413, retryable: false },
+  SPW_ERR_AUTH_MISSING: { status: 401, retryable: false },
+  SPW_ERR_AUTH_INVALID: { status: 401, retryable: false },
   SPW_ERR_QUERY_INVALID: { status: 400, retryable: false },
   SPW_ERR_QUERY_FAILED: { status: 503, retryable: true },
   SPW_ERR_WAL_CLOSED: { status: 503, retryable: true },

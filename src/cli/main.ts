@@ -15,6 +15,7 @@ import { OPTIONS } from '../config/schema.ts'
 import { startConsumer } from '../consume/consumer.ts'
 import { createLogSource } from '../consume/sources.ts'
 import { isSpillwayError } from '../errors.ts'
+import { newApiKey } from '../http/auth.ts'
 import { startServer } from '../server.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { inspectWal, verifyWal } from '../wal/inspect.ts'
@@ -38,6 +39,7 @@ commands:
                        [--url http://127.0.0.1:<http-port>] [--sink intake|<sink>] [--dry-run]
                        [--chunk-events N (≤ 1000)] [--json]
                        a line is never sent twice: outcomes are kept in <data-dir>/deadletter/replayed/
+  apikey new         a new random API key and its hashed configuration entry [--label L] [--json]
   help               this text
 
 options (each also from its env name, or a config file given by --config / SPILLWAY_CONFIG):
@@ -52,6 +54,16 @@ async function main(argv: readonly string[]): Promise<number> {
   if (!command || command === 'help' || flags['help']) {
     process.stdout.write(USAGE)
     return command ? 0 : 2
+  }
+  if (command === 'apikey') {
+    if (sub !== 'new') throw usage(`unknown apikey command "${sub ?? ''}"; use new`)
+    const made = newApiKey(flags['label'] ?? 'default')
+    process.stdout.write(
+      flags['json']
+        ? `${JSON.stringify(made)}\n`
+        : `key (give it to the client; it is not stored anywhere):\n  ${made.key}\nentry (add it to apiKeys / SPILLWAY_API_KEYS, or a line of apiKeysFile):\n  ${made.entry}\n`,
+    )
+    return 0
   }
   const own = command === 'dlq' ? DLQ_FLAGS : []
   const config = loadConfig({ flags: without(withoutJson(flags), own) })

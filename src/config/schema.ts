@@ -601,6 +601,20 @@ export const OPTIONS = {
     flag: 'http-sink-headers',
     doc: 'Extra request headers of the `http` sink: a JSON object, or `Name: value` entries separated by newlines or commas.',
   },
+  apiKeys: {
+    type: 'string',
+    default: '',
+    env: ['SPILLWAY_API_KEYS'],
+    flag: 'api-keys',
+    doc: 'API keys the ingest routes and `GET /metrics` require, stored hashed: comma list of `<label>:<sha256 hex of the key>[:revoked]` (`spillway apikey new` makes one). Empty with no `apiKeysFile`: no keys needed.',
+  },
+  apiKeysFile: {
+    type: 'string',
+    default: '',
+    env: ['SPILLWAY_API_KEYS_FILE'],
+    flag: 'api-keys-file',
+    doc: 'A file of more API keys, one `<label>:<sha256 hex>[:revoked]` per line (`#` comments); re-read within a second of a change, so a key is added or revoked without a restart.',
+  },
   httpSinkGzip: {
     type: 'bool',
     default: true,

@@ -19,6 +19,7 @@ import type { QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ServerMetrics } from '../telemetry/metrics.ts'
 import { type Admission, contentLengthOf, decodedSize, isRefusal, type Reservation } from './admission.ts'
+import { ApiKeys, presentedKey } from './auth.ts'
 import { parseJsonBody, type RawBody, registerBodyParsers } from './body.ts'
 import type { Ingestor } from './ingest.ts'
 import { parseMetricsQuery } from './metrics-query.ts'
@@ -77,6 +78,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
   })
   registerBodyParsers(app)
+  // API keys (auth.ts): the ingest routes and GET /metrics need one when any is configured.
+  const apiKeys = new ApiKeys({ inline: config.apiKeys, file: config.apiKeysFile, logger })
+  const keyOf = new WeakMap<FastifyRequest, string>()
+  const authenticate = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+    const presented = presentedKey(request.headers)
+    try {
+      keyOf.set(request, apiKeys.authenticate(presented))
+      done()
+    } catch (error) {
+      keyOf.set(request, presented === undefined ? 'missing' : 'unrecognised')
+      done(error as Error)
+    }
+  }
+  const keyed = apiKeys.enabled ? [authenticate] : []
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isIngest(request)) metrics.requestFailed(error)
     return sendError(error, request, reply, logger)
@@ -84,6 +99,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
     metrics.request(route, request.method, reply.statusCode, reply.elapsedTime, isIngest(request))
+    const key = keyOf.get(request)
+    if (key !== undefined) metrics.keyedRequest(key, route, reply.statusCode)
     held.get(request)?.reservation.release()
     done()
   })
@@ -169,7 +186,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         entry?.reservation.release()
       }
     }
-  const ingestHooks = { onRequest: admit, onRequestAbort: aborted }
+  // Authentication first: a request without a valid key never takes an admission reservation.
+  const ingestHooks = { onRequest: [...keyed, admit], onRequestAbort: aborted }
 
   app.post(
     '/events',
@@ -199,7 +217,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.post('/events/batch', { bodyLimit: config.maxBatchBytes, ...ingestHooks }, releasing(batch))
   app.post('/events/bulk', { bodyLimit: config.maxBatchBytes, ...ingestHooks }, releasing(batch))
 
-  app.get('/metrics', async (request) => {
+  app.get('/metrics', { onRequest: keyed }, async (request) => {
     const q = parseMetricsQuery(request.query as Record<string, unknown>)
     const range = { ...(q.from !== undefined && { from: q.from }), ...(q.to !== undefined && { to: q.to }) }
     if (q.group_by === undefined) {
@@ -242,6 +260,7 @@ function requireBody(body: unknown): RawBody {
 function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, logger: Logger) {
   if (isSpillwayError(error)) {
     if (error.statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="spillway"')
     // A 503 is a refusal the client retries (overload, full disk, shutdown); its cause is logged
     // once where it happens (WalGroupFailed, …), not once per refused request.
     if (error.statusCode === 503)

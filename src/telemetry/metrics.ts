@@ -109,6 +109,7 @@ export class ServerMetrics implements IntakeRecorder {
   #l1Duplicates = 0
   readonly #rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]))
   readonly #httpRequests = new Map<string, { labels: Labels; count: number }>()
+  readonly #keyRequests = new Map<string, { labels: Labels; count: number }>()
   readonly #ingestLatency = new Map<string, { labels: Labels; histogram: BucketHistogram }>()
 
   constructor(sources: MetricSources, options: { defaultMetrics?: boolean } = {}) {
@@ -183,6 +184,13 @@ export class ServerMetrics implements IntakeRecorder {
       ['route', 'method', 'status'],
       registers,
       () => [...this.#httpRequests.values()].map(({ labels, count }) => [labels, count]),
+    )
+    monotonic(
+      'api_key_requests_total',
+      'Requests on routes that need an API key, by key label (`missing`, `unrecognised` for the refused), route and status.',
+      ['key', 'route', 'status'],
+      registers,
+      () => [...this.#keyRequests.values()].map(({ labels, count }) => [labels, count]),
     )
     registry.registerMetric(
       new SnapshotHistogram(
@@ -433,6 +441,17 @@ export class ServerMetrics implements IntakeRecorder {
       this.#ingestLatency.set(key, latency)
     }
     latency.histogram.observe(elapsedMs)
+  }
+
+  /**
+   * One answered request on a route that needs an API key: `key` is the key's label, `missing`
+   * (none sent) or `unrecognised` (never the key itself, so the label set stays bounded).
+   */
+  keyedRequest(key: string, route: string, status: number): void {
+    const id = `${key} ${route} ${status}`
+    const entry = this.#keyRequests.get(id)
+    if (entry) entry.count++
+    else this.#keyRequests.set(id, { labels: { key, route, status: String(status) }, count: 1 })
   }
 
   /** The exposition text and its content type. */
