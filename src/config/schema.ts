@@ -615,6 +615,22 @@ export const OPTIONS = {
     flag: 'api-keys-file',
     doc: 'A file of more API keys, one `<label>:<sha256 hex>[:revoked]` per line (`#` comments); re-read within a second of a change, so a key is added or revoked without a restart.',
   },
+  rateLimitPerSecond: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    env: ['SPILLWAY_RATE_LIMIT_PER_SECOND'],
+    flag: 'rate-limit-per-second',
+    doc: 'Ingest requests per second each API key (each client IP when keys are off) may send, as a token bucket; past it `429` with `Retry-After` and `RateLimit-*` headers. Shared by every node when `redisUrl` is set. 0: no limit.',
+  },
+  rateLimitBurst: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    env: ['SPILLWAY_RATE_LIMIT_BURST'],
+    flag: 'rate-limit-burst',
+    doc: 'Requests a client may send at once above the rate (the bucket size); 0: twice `rateLimitPerSecond`.',
+  },
   httpSinkGzip: {
     type: 'bool',
     default: true,

@@ -24,6 +24,7 @@ import { parseJsonBody, type RawBody, registerBodyParsers } from './body.ts'
 import type { Ingestor } from './ingest.ts'
 import { parseMetricsQuery } from './metrics-query.ts'
 import { openapiDocument } from './openapi.ts'
+import { RateLimiter } from './rate-limit.ts'
 
 export interface Readiness {
   readonly ok: boolean
@@ -92,6 +93,37 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   }
   const keyed = apiKeys.enabled ? [authenticate] : []
+  // Rate limits (rate-limit.ts): per key label, else per client IP; after authentication (an
+  // unauthenticated request costs no token), before admission.
+  const burst = config.rateLimitBurst || Math.max(1, 2 * config.rateLimitPerSecond)
+  const limiter =
+    config.rateLimitPerSecond > 0
+      ? new RateLimiter({
+          rate: config.rateLimitPerSecond,
+          burst,
+          redisUrl: config.redisUrl || undefined,
+          redisPrefix: config.redisKeyPrefix,
+          redisTimeoutMs: config.redisTimeoutMs,
+          logger: logger.child({ component: 'rate-limit' }),
+        })
+      : undefined
+  const limit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const client = keyOf.get(request) ?? request.ip
+    const decision = await limiter!.take(client)
+    reply
+      .header('ratelimit-limit', String(burst))
+      .header('ratelimit-remaining', String(decision.remaining))
+      .header('ratelimit-reset', String(decision.resetSeconds))
+    if (decision.allowed) return
+    metrics.received(1)
+    metrics.rejected('rate_limited', 1)
+    reply.code(429).header('retry-after', String(decision.retryAfterSeconds))
+    reply.send({
+      error: `rate limit of ${config.rateLimitPerSecond} requests/s (burst ${burst}) exceeded for ${keyOf.has(request) ? `API key "${client}"` : `client ${client}`}; retry after ${decision.retryAfterSeconds} s`,
+    })
+    return reply
+  }
+  if (limiter) app.addHook('onClose', () => limiter.close())
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isIngest(request)) metrics.requestFailed(error)
     return sendError(error, request, reply, logger)
@@ -187,7 +219,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     }
   // Authentication first: a request without a valid key never takes an admission reservation.
-  const ingestHooks = { onRequest: [...keyed, admit], onRequestAbort: aborted }
+  const ingestHooks = { onRequest: [...keyed, ...(limiter ? [limit] : []), admit], onRequestAbort: aborted }
 
   app.post(
     '/events',

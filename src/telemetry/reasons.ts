@@ -9,6 +9,7 @@ export const REJECT_REASONS = [
   'too_large',
   'unsupported_media_type',
   'unauthorized',
+  'rate_limited',
   'overloaded',
   'shutting_down',
   'storage_unavailable',
