@@ -20,6 +20,7 @@ import { startServer } from '../server.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { inspectWal, verifyWal } from '../wal/inspect.ts'
 import { parseArgs } from './args.ts'
+import { checkConfig } from './config-check.ts'
 import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitCode } from './dlq.ts'
 
 const USAGE = `usage: spillway <command> [options]
@@ -89,7 +90,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'config':
       if (sub === 'check') {
-        print(config, { json: 'true' })
+        print(checkConfig(config), flags)
         return 0
       }
       throw usage(`unknown config command "${sub ?? ''}"; use check`)

@@ -1,0 +1,85 @@
+/** `spillway config check` as a user runs it: good and bad files, exit codes, messages, masked secrets. */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { promisify } from 'node:util'
+import { digestOf } from '../../src/http/auth.ts'
+import { NODE, ROOT } from '../helpers/server-process.ts'
+
+async function check(
+  t: import('node:test').TestContext,
+  name: string,
+  text: string,
+  env: Record<string, string> = {},
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'spillway-config-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, name)
+  await writeFile(file, text)
+  try {
+    const { stdout } = await promisify(execFile)(
+      NODE,
+      [join(ROOT, 'src/cli/main.ts'), 'config', 'check', '--config', file, '--json'],
+      { cwd: dir, env: { PATH: process.env['PATH'] ?? '', ...env } },
+    )
+    return { code: 0, config: JSON.parse(stdout) as Record<string, unknown>, stderr: '' }
+  } catch (error) {
+    const e = error as { code: number; stderr: string }
+    return { code: e.code, config: null, stderr: e.stderr }
+  }
+}
+
+test('a good YAML file: exit 0, the effective configuration with env over file, secrets masked', async (t) => {
+  const entry = `ios:${digestOf('k').toString('hex')}`
+  const result = await check(
+    t,
+    'spillway.yaml',
+    `httpPort: 9000\nsinks: [clickhouse, duckdb]\nclickhouseUrl: http://app:hunter2@127.0.0.1:8123\nclickhousePassword: hunter2\napiKeys: "${entry}"\nrateLimitPerSecond: 50\n`,
+    { HTTP_PORT: '9100' },
+  )
+  assert.equal(result.code, 0, result.stderr)
+  assert.equal(result.config?.['httpPort'], 9100, 'env wins over the file')
+  assert.deepEqual(result.config?.['sinks'], ['clickhouse', 'duckdb'])
+  assert.equal(result.config?.['rateLimitPerSecond'], 50)
+  assert.equal(result.config?.['clickhouseUrl'], 'http://app:***@127.0.0.1:8123')
+  assert.equal(result.config?.['clickhousePassword'], '(set)')
+})
+
+test('a good JSON file works the same', async (t) => {
+  const result = await check(t, 'spillway.json', JSON.stringify({ sinks: ['duckdb'], logLevel: 'warn' }))
+  assert.equal(result.code, 0, result.stderr)
+  assert.equal(result.config?.['logLevel'], 'warn')
+})
+
+test('bad files: exit 2 with every problem named, before anything starts', async (t) => {
+  const cases: [string, string, RegExp][] = [
+    [
+      'types.yaml',
+      'httpPort: "abc"\nfoo: 1\n',
+      /unknown option "foo".*option httpPort .*expected an integer, got "abc"/s,
+    ],
+    [
+      'sink.yaml',
+      'sinks: [kafka]\n',
+      /sink kafka needs brokers: set kafkaBrokers \(KAFKA_BROKERS, --kafka-brokers\)/,
+    ],
+    ['clickhouse.yaml', 'sinks: [clickhouse]\n', /clickhouse/i],
+    [
+      'keys.yaml',
+      'apiKeys: "ios:plaintext-key"\n',
+      /apiKeys: entry 1 is not <label>:<sha256 hex of the key>/,
+    ],
+    ['keysfile.yaml', 'apiKeysFile: /nonexistent/keys.txt\n', /apiKeysFile \/nonexistent\/keys\.txt/],
+    ['broken.yaml', 'httpPort: [\n', /./],
+    ['enum.json', JSON.stringify({ ack: 'sometimes' }), /ack/],
+  ]
+  for (const [name, text, expected] of cases) {
+    const result = await check(t, name, text)
+    assert.equal(result.code, 2, `${name}: ${result.stderr}`)
+    assert.match(result.stderr, /^spillway: SPW_ERR_CONFIG_INVALID: /, name)
+    assert.match(result.stderr, expected, name)
+  }
+})
