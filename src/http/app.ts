@@ -44,6 +44,7 @@ export interface AppDeps {
 }
 
 const RETRY_AFTER_SECONDS = '1'
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 const INGEST_ROUTES = new Set(['/events', '/events/batch', '/events/bulk'])
 /** A refused body larger than this (or of unknown length) closes the connection instead of being read and discarded. */
 const DISCARD_BODY_BYTES = 64 * 1024
@@ -72,7 +73,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     keepAliveTimeout: 75_000,
     connectionTimeout: 60_000,
-    genReqId: () => randomUUID(),
+    // A client's (or a proxy's) X-Request-Id is kept when it is sane, so one id follows a request
+    // through every hop's logs; otherwise a new one. Either way it is echoed in the answer.
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
     // While closing, fastify's own 503 has no Retry-After; with this off, requests still get
     // `Connection: close`, and the ingest routes refuse in `admit` (ingestor closed) with a 503
     // that has one.
@@ -127,6 +133,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isIngest(request)) metrics.requestFailed(error)
     return sendError(error, request, reply, logger)
+  })
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    done()
   })
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'

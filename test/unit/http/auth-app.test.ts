@@ -68,3 +68,12 @@ test('without API keys every route stays open', async (t) => {
   assert.equal((await postJson(`${server.url}/events`, event('open'))).status, 202)
   assert.equal((await send(`${server.url}/metrics?event_name=auth`)).status, 200)
 })
+
+test("every answer carries X-Request-Id: the client's when it is sane, a new one otherwise", async (t) => {
+  const server = await startTestServer(t, { apiKeys: `web:${digestOf('good-key').toString('hex')}` })
+  const kept = await postJson(`${server.url}/events`, event('rid'), { 'x-request-id': 'lb-7f3a-01' })
+  assert.equal(kept.status, 401)
+  assert.equal(kept.headers['x-request-id'], 'lb-7f3a-01', 'a refused request keeps its id too')
+  const made = await send(`${server.url}/health`, { headers: { 'x-request-id': 'has space' } })
+  assert.match(String(made.headers['x-request-id']), /^[0-9a-f-]{36}$/)
+})
