@@ -6,18 +6,10 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Admin, Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
-import { startScriptService } from './script-service.ts'
+import { type ScriptService, startScriptService } from './script-service.ts'
 
-export interface KafkaServer {
-  /** `127.0.0.1:<port>`, as `kafkaBrokers` takes it. */
-  readonly brokers: string
-  readonly dir: string
-  readonly port: number
-  stop(): Promise<void>
-  /** Stops the broker but keeps its port and data, for `start()` again (an outage, a restart). */
-  pause(): Promise<void>
-  start(): Promise<void>
-}
+/** A private KRaft broker (scripts/kafka.sh): `127.0.0.1:<port>` as `kafkaBrokers` takes it, and pause/start for a restart. */
+export type KafkaServer = Omit<ScriptService, 'address'> & { readonly brokers: string }
 
 export async function startKafka(): Promise<KafkaServer> {
   const { address, ...service } = await startScriptService('kafka', 300_000)

@@ -14,17 +14,10 @@ import {
 } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 
-import { startScriptService } from './script-service.ts'
+import { type ScriptService, startScriptService } from './script-service.ts'
 
-export interface NatsServer {
-  readonly url: string
-  readonly dir: string
-  readonly port: number
-  stop(): Promise<void>
-  /** Stops the server but keeps its port and store, for `start()` again (an outage, a restart). */
-  pause(): Promise<void>
-  start(): Promise<void>
-}
+/** A private nats-server -js (scripts/nats.sh): its URL, and pause/start for a restart. */
+export type NatsServer = Omit<ScriptService, 'address'> & { readonly url: string }
 
 export async function startNats(): Promise<NatsServer> {
   const { address, ...service } = await startScriptService('nats', 180_000)

@@ -3,17 +3,10 @@
  * installs Debian's redis-server when it is missing) on a free port, data in a temp dir, stopped
  * by PID when the test file ends.
  */
-import { startScriptService } from './script-service.ts'
+import { type ScriptService, startScriptService } from './script-service.ts'
 
-export interface RedisServer {
-  readonly url: string
-  readonly dir: string
-  readonly port: number
-  stop(): Promise<void>
-  /** Stops the server but keeps its port and directory, for `start()` again (an outage). */
-  pause(): Promise<void>
-  start(): Promise<void>
-}
+/** A private Redis (scripts/redis.sh): its URL, and pause/start for an outage. */
+export type RedisServer = Omit<ScriptService, 'address'> & { readonly url: string }
 
 export async function startRedis(): Promise<RedisServer> {
   const { address, ...service } = await startScriptService('redis', 180_000)
