@@ -38,7 +38,17 @@ import { walToJsonEachRow } from '../src/sinks/clickhouse/rows.ts'
 import { COLUMNS, qualifiedName } from '../src/sinks/clickhouse/schema.ts'
 import { ClickHouseSink } from '../src/sinks/clickhouse/sink.ts'
 import { send } from '../test/helpers/http.ts'
-import { BENCH_DIR, ensureWrk, machine, round, startSpillway, stopGracefully, wrk } from './lib.ts'
+import {
+  BENCH_DIR,
+  benchEvent,
+  ensureWrk,
+  machine,
+  round,
+  startSpillway,
+  stopGracefully,
+  waitForCount,
+  wrk,
+} from './lib.ts'
 import { loadAndDrain } from './ndjson-batch.ts'
 
 const run = promisify(execFile)
@@ -98,17 +108,7 @@ export async function baselineInserts(url: string, client: ClickHouseClient) {
   for (let b = 0; b < 50; b++) {
     const events: NormalizedEvent[] = Array.from({ length: INSERT_ROWS }, (_, i) => {
       const n = b * INSERT_ROWS + i
-      return {
-        event_id: `base-${n}`,
-        event_name: EVENT_NAME,
-        channel: (['web', 'mobile', 'api', 'email', 'push'] as const)[n % 5],
-        campaign_id: `cmp_${n % 50}`,
-        user_id: `user_${(n * 7919) % 100_000}`,
-        timestamp: now - ((n * 37) % 86_400),
-        received_at: Date.now(),
-        tags: ['a', 'b'],
-        metadata: { product_id: `prod-${n % 1000}`, price: 129.99 },
-      }
+      return benchEvent(n, `base-${n}`, EVENT_NAME, now)
     })
     const rows = walToJsonEachRow(encodeEvents(events), { objectsAsStrings: features.objectsAsStrings })
     if (!rows.ok) throw new Error(rows.error)
@@ -180,16 +180,7 @@ async function measureDrain(
   const accepted = (load.requests - load.non2xx) * BATCH
   await run('bash', [SCRIPT, 'start', dir, new URL(client.where).port])
   const started = performance.now()
-  let last = before
-  let progressAt = started
-  while (last < before + accepted && performance.now() - progressAt < 30_000) {
-    await new Promise((r) => setTimeout(r, 100))
-    const now = await stored()
-    if (now > last) progressAt = performance.now()
-    last = now
-  }
-  if (last < before + accepted) throw new Error(`the drain stalled at ${last - before} of ${accepted} rows`)
-  const elapsed = (performance.now() - started) / 1000
+  const { last, seconds: elapsed } = await waitForCount(stored, before, before + accepted, started, 'rows')
   return {
     backlogEvents: accepted,
     acceptedEventsPerSecWithoutDelivery: round(load.requestsPerSec * BATCH),

@@ -25,7 +25,7 @@ import { createSink } from '../src/sinks/registry.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { startServerProcess } from '../test/helpers/server-process.ts'
 import { baselineInserts } from './clickhouse.ts'
-import { BENCH_DIR, machine, round, stopGracefully } from './lib.ts'
+import { BENCH_DIR, benchEvent, machine, round, stopGracefully } from './lib.ts'
 
 const run = promisify(execFile)
 const script = (name: string) => join(BENCH_DIR, `../scripts/${name}.sh`)
@@ -91,17 +91,7 @@ async function fillLog(log: Log, env: Record<string, string>, count: number): Pr
   for (let from = 0; from < count; from += FILL_BATCH) {
     const batch: NormalizedEvent[] = []
     for (let n = from; n < Math.min(count, from + FILL_BATCH); n++) {
-      batch.push({
-        event_id: `consume-${log}-${n}`,
-        event_name: 'bench_consume',
-        channel: (['web', 'mobile', 'api', 'email', 'push'] as const)[n % 5],
-        campaign_id: `cmp_${n % 50}`,
-        user_id: `user_${(n * 7919) % 100_000}`,
-        timestamp: now - ((n * 37) % 86_400),
-        received_at: Date.now(),
-        tags: ['a', 'b'],
-        metadata: { product_id: `prod-${n % 1000}`, price: 129.99 },
-      })
+      batch.push(benchEvent(n, `consume-${log}-${n}`, 'bench_consume', now))
     }
     const ndjson = encodeEvents(batch)
     const verdict = await sink.write({ events: batch, ndjson, from, to: from + batch.length })

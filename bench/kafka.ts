@@ -30,7 +30,17 @@ import type { NormalizedEvent } from '../src/intake/types.ts'
 import { clientOptions, DEFAULT_MAX_MESSAGE_BYTES } from '../src/sinks/kafka/client.ts'
 import type { KafkaCompression, KafkaConnection } from '../src/sinks/kafka/config.ts'
 import { batchRecords, chunkLimit, cutRounds } from '../src/sinks/kafka/records.ts'
-import { BENCH_DIR, ensureWrk, machine, round, startSpillway, stopGracefully, wrk } from './lib.ts'
+import {
+  BENCH_DIR,
+  benchEvent,
+  ensureWrk,
+  machine,
+  round,
+  startSpillway,
+  stopGracefully,
+  waitForCount,
+  wrk,
+} from './lib.ts'
 import { loadAndDrain } from './ndjson-batch.ts'
 
 const run = promisify(execFile)
@@ -118,17 +128,7 @@ async function baselineProduce(connection: KafkaConnection, compression: KafkaCo
   const sends = Array.from({ length: 10 }, (_, b) => {
     const events: NormalizedEvent[] = Array.from({ length: SEND_RECORDS }, (_, i) => {
       const n = b * SEND_RECORDS + i
-      return {
-        event_id: `base-${randomUUID()}`,
-        event_name: 'bench_kafka',
-        channel: (['web', 'mobile', 'api', 'email', 'push'] as const)[n % 5],
-        campaign_id: `cmp_${n % 50}`,
-        user_id: `user_${(n * 7919) % 100_000}`,
-        timestamp: now - ((n * 37) % 86_400),
-        received_at: Date.now(),
-        tags: ['a', 'b'],
-        metadata: { product_id: `prod-${n % 1000}`, price: 129.99 },
-      }
+      return benchEvent(n, `base-${randomUUID()}`, 'bench_kafka', now)
     })
     const records = batchRecords({ events, ndjson: encodeEvents(events), from: 0, to: 1 }, PARTITIONS)
     // The produce requests the sink makes of a batch (records.ts), without Spillway around them.
@@ -187,16 +187,13 @@ async function measureDrain(
   const accepted = (load.requests - load.non2xx) * BATCH
   await run('bash', [SCRIPT, 'start', dir, port], { timeout: 120_000 })
   const started = performance.now()
-  let last = before
-  let progressAt = started
-  while (last < before + accepted && performance.now() - progressAt < 30_000) {
-    await new Promise((r) => setTimeout(r, 100))
-    const now = await counter.count()
-    if (now > last) progressAt = performance.now()
-    last = now
-  }
-  if (last < before + accepted) throw new Error(`the drain stalled at ${last - before} of ${accepted} events`)
-  const elapsed = (performance.now() - started) / 1000
+  const { last, seconds: elapsed } = await waitForCount(
+    () => counter.count(),
+    before,
+    before + accepted,
+    started,
+    'events',
+  )
   return {
     backlogEvents: accepted,
     acceptedEventsPerSecWithoutDelivery: round(load.requestsPerSec * BATCH),

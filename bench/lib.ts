@@ -8,6 +8,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import type { NormalizedEvent } from '../src/intake/types.ts'
 import { type ServerProcess, startServerProcess } from '../test/helpers/server-process.ts'
 
 const run = promisify(execFile)
@@ -98,3 +99,46 @@ export function machine(): string {
 }
 
 export const round = (n: number, digits = 0) => Number(n.toFixed(digits))
+
+/** The n-th synthetic event of a benchmark: varied channels, campaigns and users, a day of timestamps. */
+export function benchEvent(
+  n: number,
+  eventId: string,
+  eventName: string,
+  nowSeconds: number,
+): NormalizedEvent {
+  return {
+    event_id: eventId,
+    event_name: eventName,
+    channel: (['web', 'mobile', 'api', 'email', 'push'] as const)[n % 5],
+    campaign_id: `cmp_${n % 50}`,
+    user_id: `user_${(n * 7919) % 100_000}`,
+    timestamp: nowSeconds - ((n * 37) % 86_400),
+    received_at: Date.now(),
+    tags: ['a', 'b'],
+    metadata: { product_id: `prod-${n % 1000}`, price: 129.99 },
+  }
+}
+
+/**
+ * Polls `count` every 100 ms until it reaches `target`; fails when it has not grown for 30 s.
+ * Answers the last count and the seconds since `started` (performance.now()).
+ */
+export async function waitForCount(
+  count: () => Promise<number>,
+  from: number,
+  target: number,
+  started: number,
+  what: string,
+): Promise<{ last: number; seconds: number }> {
+  let last = from
+  let progressAt = started
+  while (last < target && performance.now() - progressAt < 30_000) {
+    await new Promise((r) => setTimeout(r, 100))
+    const now = await count()
+    if (now > last) progressAt = performance.now()
+    last = now
+  }
+  if (last < target) throw new Error(`the drain stalled at ${last - from} of ${target - from} ${what}`)
+  return { last, seconds: (performance.now() - started) / 1000 }
+}
