@@ -28,6 +28,20 @@ start() {
     echo "a nats-server started in $dir is running already (PID $(cat "$dir/nats.pid")); stop it first" >&2
     return 1
   fi
+  # Ports this script picked itself are tried afresh when the server exits at once (a port taken
+  # between the check and the bind); a port the caller gave is tried once.
+  local tries=1
+  [ -n "$port" ] || tries=3
+  for attempt in $(seq 1 "$tries"); do
+    if start_once "$dir" "$port"; then return 0; fi
+    [ "$attempt" -lt "$tries" ] && echo "retrying nats-server on other ports" >&2
+  done
+  return 1
+}
+
+# start_once <dir> <port or empty>: one start, waiting up to 30 s for /healthz.
+start_once() {
+  local dir="$1" port="$2"
   [ -n "$port" ] || port="$(free_port)"
   local monitor
   monitor="$(free_port)"
@@ -39,16 +53,22 @@ start() {
     --http_port "$monitor" -P "$dir/nats.pid" -l "$dir/nats.log" \
     </dev/null >>"$dir/nats.out" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 300); do
     if curl -fs --max-time 1 "http://127.0.0.1:$monitor/healthz" 2>/dev/null | grep -q ok; then
       echo "nats://127.0.0.1:$port"
       return 0
     fi
-    if ! kill -0 "$pid" 2>/dev/null; then break; fi
-    sleep 0.05
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "nats-server exited (port $port, monitor port $monitor); the end of its log:" >&2
+      tail -n 15 "$dir/nats.log" "$dir/nats.out" >&2 2>/dev/null || true
+      rm -f "$dir/nats.pid"
+      return 1
+    fi
+    sleep 0.1
   done
   kill "$pid" 2>/dev/null || true
-  echo "nats-server did not answer on port $port; see $dir/nats.log and $dir/nats.out" >&2
+  echo "nats-server did not answer on port $port within 30 s; the end of its log:" >&2
+  tail -n 15 "$dir/nats.log" "$dir/nats.out" >&2 2>/dev/null || true
   return 1
 }
 

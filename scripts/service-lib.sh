@@ -29,11 +29,13 @@ stop_pidfile() {
   rm -f "$pidfile"
 }
 
-# A port nothing listens on, from the range above the usual services (bash only: no python, no ss).
+# A port nothing listens on, between the usual services and Linux's ephemeral range (32768 and
+# up, where an outgoing connection may hold the port by the time a server binds it). Bash only:
+# no python, no ss.
 free_port() {
   local port
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12768))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
