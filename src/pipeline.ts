@@ -54,17 +54,7 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
   let highestCursor = 0
   for (let slot = 0; slot < sinkCount; slot++) highestCursor = Math.max(highestCursor, state.cursor(slot))
 
-  const wal = new WalWriter(
-    {
-      dir: join(config.dataDir, 'wal'),
-      segmentBytes: config.walSegmentBytes,
-      groupCommitBytes: config.walGroupCommitBytes,
-      groupCommitDelayMs: config.walGroupCommitDelayMs,
-      maxRecordBytes: maxRecordBytes(config),
-    },
-    state,
-    logger.child({ component: 'wal' }),
-  )
+  const wal = walWriter(config, join(config.dataDir, 'wal'), state, logger)
   try {
     const recovery = await wal.open({ minHead: highestCursor })
     logger.info({ recovery }, 'WalRecovered')
@@ -138,4 +128,19 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
     },
     release: () => lock.release(),
   }
+}
+
+/** A writer of the WAL in `dir` with the configured segment, group commit and record limits. */
+export function walWriter(config: Config, dir: string, state: WalSharedState, logger: Logger): WalWriter {
+  return new WalWriter(
+    {
+      dir,
+      segmentBytes: config.walSegmentBytes,
+      groupCommitBytes: config.walGroupCommitBytes,
+      groupCommitDelayMs: config.walGroupCommitDelayMs,
+      maxRecordBytes: maxRecordBytes(config),
+    },
+    state,
+    logger.child({ component: 'wal' }),
+  )
 }

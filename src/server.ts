@@ -9,11 +9,13 @@ import type { Config } from './config/schema.ts'
 import { DeadLetterStore } from './delivery/dead-letter.ts'
 import type { DeliveryHost } from './delivery/host.ts'
 import { Admission } from './http/admission.ts'
-import { buildApp } from './http/app.ts'
+import { buildApp, type Readiness } from './http/app.ts'
 import { Ingestor } from './http/ingest.ts'
-import { openPipeline } from './pipeline.ts'
+import type { TokenSource } from './http/rate-limit.ts'
+import { openPipeline, type Pipeline } from './pipeline.ts'
+import type { QueryBackend } from './query/types.ts'
 import type { Logger } from './telemetry/logger.ts'
-import { ServerMetrics } from './telemetry/metrics.ts'
+import { type MetricSources, ServerMetrics } from './telemetry/metrics.ts'
 import { type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
 import type { WalWriter } from './wal/writer.ts'
 
@@ -34,57 +36,17 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const pipeline = await openPipeline(config, logger)
   const { delivery, wal } = pipeline
-  let ingestor: Ingestor | undefined
-  const admission = new Admission(
-    {
-      maxPendingBytes: config.maxPendingBytes,
-      maxWalBacklogBytes: config.maxWalBacklogBytes,
-      queueSize: config.queueSize,
-    },
-    {
-      queuedEvents: () => ingestor?.pendingEvents ?? 0,
-      walBacklogBytes: pipeline.backlogBytes,
-      deliveredPosition: pipeline.deliveredPosition,
-    },
-  )
-  const metrics = new ServerMetrics({
-    ...pipeline.metricSources,
-    queuedEvents: () => ingestor?.pendingEvents ?? 0,
-    l1Keys: () => ingestor?.l1Size ?? 0,
-    admission: () => admission.state(),
-  })
-
-  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'intake' })
-  ingestor = new Ingestor(wal, config, deadLetters, metrics)
-  let recovered = true
-  const app = await buildApp({
+  const api = await openApi({
     config,
-    ingestor,
-    query: delivery,
     logger,
-    admission,
-    metrics,
-    readiness: async () => {
-      if (!recovered) return { ok: false, error: 'WAL recovery has not finished' }
-      const overload = admission.overload()
-      if (overload) {
-        const { bound, value, limit, retryAfterSeconds } = overload
-        return {
-          ok: false,
-          error: overload.message,
-          details: { admission: { bound, value, limit, retryAfterSeconds } },
-        }
-      }
-      const sinks = await delivery.ready()
-      // The shared dedup layer is shown, never required: without it delivery goes on.
-      const dedup = sinks.dedup && { dedup: sinks.dedup }
-      if (sinks.ok) return dedup ? { ok: true, details: dedup } : { ok: true }
-      const failing = Object.entries(sinks.sinks)
-        .filter(([, s]) => !s.ok)
-        .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
-      return { ok: false, error: failing.join('; '), details: { sinks: sinks.sinks, ...dedup } }
-    },
+    wal,
+    walBacklogBytes: pipeline.backlogBytes,
+    deliveredPosition: pipeline.deliveredPosition,
+    sources: pipeline.metricSources,
+    query: delivery,
+    dependencies: () => pipelineReadiness(pipeline, config),
   })
+  const { app, metrics, admission } = api
 
   let operations: OperationsServer | undefined
   let address: string
@@ -98,19 +60,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await pipeline.abort()
     throw error
   }
-  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
+  const url = localUrl(address)
   const metricsUrl = operations.url
   logger.info(
-    { url, metricsUrl, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir },
+    { url, metricsUrl, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir, workers: 1 },
     'ServerStarted',
   )
 
   let closing: Promise<void> | undefined
   const close = () => {
     closing ??= (async () => {
-      recovered = false
-      ingestor.close()
-      await app.close()
+      await api.close()
       await pipeline.stop()
       // Last: the operations port stays up while the drain runs, so it can be watched.
       await operations.close()
@@ -120,4 +80,118 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     return closing
   }
   return { app, wal, delivery, url, metricsUrl, metrics, admission, close }
+}
+
+/** A listen address as a URL a client on this machine can use. */
+export function localUrl(address: string): string {
+  return address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
+}
+
+export interface ApiOptions {
+  readonly config: Config
+  readonly logger: Logger
+  /** The WAL the API appends to: the node's, or a cluster worker's shard. */
+  readonly wal: WalWriter
+  /** Bytes durable but not yet delivered (admission's `wal_backlog` bound). */
+  readonly walBacklogBytes: () => number
+  /** A position that grows as delivery drains (admission estimates the drain rate from it). */
+  readonly deliveredPosition: () => number
+  /** The metric sources beyond the API's own (the pipeline's, or none in a cluster worker). */
+  readonly sources: Omit<MetricSources, 'queuedEvents' | 'l1Keys' | 'admission'>
+  readonly query: QueryBackend
+  /** Readiness beyond the API's own (closing, overload): the sinks, the WAL, the workers. */
+  readonly dependencies: () => Promise<Readiness>
+  readonly limiter?: TokenSource
+}
+
+export interface Api {
+  readonly app: FastifyInstance
+  readonly ingestor: Ingestor
+  readonly admission: Admission
+  readonly metrics: ServerMetrics
+  /** Refuses new requests (503), then closes the listener once in-flight requests are answered. */
+  close(): Promise<void>
+}
+
+/**
+ * The HTTP API over a WAL: admission, the ingestor, the routes, the request metrics. `serve` runs
+ * one over the node's WAL; each worker of `serve --workers N` runs one over its shard.
+ */
+export async function openApi(options: ApiOptions): Promise<Api> {
+  const { config, logger, wal } = options
+  let ingestor: Ingestor | undefined
+  const admission = new Admission(
+    {
+      maxPendingBytes: config.maxPendingBytes,
+      maxWalBacklogBytes: config.maxWalBacklogBytes,
+      queueSize: config.queueSize,
+    },
+    {
+      queuedEvents: () => ingestor?.pendingEvents ?? 0,
+      walBacklogBytes: options.walBacklogBytes,
+      deliveredPosition: options.deliveredPosition,
+    },
+  )
+  const metrics = new ServerMetrics({
+    ...options.sources,
+    queuedEvents: () => ingestor?.pendingEvents ?? 0,
+    l1Keys: () => ingestor?.l1Size ?? 0,
+    admission: () => admission.state(),
+  })
+  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'intake' })
+  ingestor = new Ingestor(wal, config, deadLetters, metrics)
+  let open = true
+  const app = await buildApp({
+    config,
+    ingestor,
+    query: options.query,
+    logger,
+    admission,
+    metrics,
+    ...(options.limiter && { limiter: options.limiter }),
+    readiness: async () => {
+      if (!open) return { ok: false, error: 'shutting down' }
+      const overload = admission.overload()
+      if (overload) {
+        const { bound, value, limit, retryAfterSeconds } = overload
+        return {
+          ok: false,
+          error: overload.message,
+          details: { admission: { bound, value, limit, retryAfterSeconds } },
+        }
+      }
+      return options.dependencies()
+    },
+  })
+  const api = ingestor
+  return {
+    app,
+    ingestor,
+    admission,
+    metrics,
+    close: async () => {
+      open = false
+      api.close()
+      await app.close()
+    },
+  }
+}
+
+/**
+ * What a node needs to take events and deliver them, one entry per dependency: the WAL (its
+ * backlog against `maxWalBacklogBytes`), each sink (ping and breaker), and the shared dedup layer
+ * (shown, never required: without it delivery goes on).
+ */
+export async function pipelineReadiness(pipeline: Pipeline, config: Config): Promise<Readiness> {
+  const sinks = await pipeline.delivery.ready()
+  const details: Record<string, unknown> = {
+    wal: { ok: true, backlogBytes: pipeline.backlogBytes(), limitBytes: config.maxWalBacklogBytes },
+    sinks: sinks.sinks,
+    ...(sinks.dedup && { dedup: sinks.dedup }),
+  }
+  if (sinks.ok) return { ok: true, details }
+  const failing = Object.entries(sinks.sinks)
+    .filter(([, s]) => !s.ok)
+    .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
+  return { ok: false, error: failing.join('; '), details }
 }

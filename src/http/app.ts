@@ -24,7 +24,7 @@ import { parseJsonBody, type RawBody, registerBodyParsers } from './body.ts'
 import type { Ingestor } from './ingest.ts'
 import { parseMetricsQuery } from './metrics-query.ts'
 import { openapiDocument } from './openapi.ts'
-import { RateLimiter } from './rate-limit.ts'
+import { RateLimiter, type TokenSource } from './rate-limit.ts'
 
 export interface Readiness {
   readonly ok: boolean
@@ -41,6 +41,11 @@ export interface AppDeps {
   /** The bounds of G4, checked before a body is read (admission.ts). */
   readonly admission: Admission
   readonly metrics: ServerMetrics
+  /**
+   * Where rate-limit tokens come from when they are not this process's to keep (a cluster worker
+   * asks its primary, so N workers share one bucket per key); default: a RateLimiter built here.
+   */
+  readonly limiter?: TokenSource
 }
 
 const RETRY_AFTER_SECONDS = '1'
@@ -101,18 +106,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const keyed = apiKeys.enabled ? [authenticate] : []
   // Rate limits (rate-limit.ts): per key label, else per client IP; after authentication (an
   // unauthenticated request costs no token), before admission.
-  const burst = config.rateLimitBurst || Math.max(1, 2 * config.rateLimitPerSecond)
-  const limiter =
-    config.rateLimitPerSecond > 0
-      ? new RateLimiter({
-          rate: config.rateLimitPerSecond,
-          burst,
-          redisUrl: config.redisUrl || undefined,
-          redisPrefix: config.redisKeyPrefix,
-          redisTimeoutMs: config.redisTimeoutMs,
-          logger: logger.child({ component: 'rate-limit' }),
-        })
-      : undefined
+  const burst = rateLimitBurst(config)
+  const limiter = config.rateLimitPerSecond > 0 ? (deps.limiter ?? rateLimiterFor(config, logger)) : undefined
   const limit = async (request: FastifyRequest, reply: FastifyReply) => {
     const client = keyOf.get(request) ?? request.ip
     const decision = await limiter!.take(client)
@@ -283,6 +278,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   return app
+}
+
+/** The configured rate limiter (token buckets here, shared through Redis when REDIS_URL is set). */
+export function rateLimiterFor(config: Config, logger: Logger): RateLimiter {
+  return new RateLimiter({
+    rate: config.rateLimitPerSecond,
+    burst: rateLimitBurst(config),
+    redisUrl: config.redisUrl || undefined,
+    redisPrefix: config.redisKeyPrefix,
+    redisTimeoutMs: config.redisTimeoutMs,
+    logger: logger.child({ component: 'rate-limit' }),
+  })
+}
+
+/** The bucket size: `rateLimitBurst`, or twice the rate when it is 0. */
+export function rateLimitBurst(config: Config): number {
+  return config.rateLimitBurst || Math.max(1, 2 * config.rateLimitPerSecond)
 }
 
 function isIngest(request: FastifyRequest): boolean {

@@ -88,7 +88,13 @@ interface Scripts {
   spillwayTakeToken(key: string, rate: number, burst: number, ttl: number): Promise<[number, number]>
 }
 
-export class RateLimiter {
+/** What the API needs of a rate limiter (RateLimiter, or a cluster worker's proxy to its primary). */
+export interface TokenSource {
+  take(client: string): Promise<RateDecision>
+  close(): Promise<void>
+}
+
+export class RateLimiter implements TokenSource {
   readonly #rate: number
   readonly #burst: number
   readonly #local = new Map<string, { tokens: number; atMs: number }>()

@@ -16,7 +16,16 @@
  * refused before that (admission, 415, 413, a body that is not JSON) counts as one event. So
  * `events_received_total = events_accepted_total + events_duplicate_total + events_rejected_total`.
  */
-import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  type Metric,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client'
 import { Histogram as BucketHistogram, type HistogramSnapshot } from '../delivery/histogram.ts'
 import type { DeliveryStats } from '../delivery/loop.ts'
 import { DeliveryTotals, type SinkCounter, type SinkTotals } from './delivery-totals.ts'
@@ -69,14 +78,31 @@ export interface MetricSources {
   readonly queuedEvents: () => number
   /** Keys in the L1 dedup cache. */
   readonly l1Keys?: () => number
-  readonly wal: () => WalReading
+  /** The WAL delivery reads (absent in a cluster worker, whose shard the primary reports). */
+  readonly wal?: () => WalReading
   /** Per sink, from the shared cursors (no message to the delivery thread). */
-  readonly sinkBacklog: () => readonly { readonly sink: string; readonly bytes: number }[]
+  readonly sinkBacklog?: () => readonly { readonly sink: string; readonly bytes: number }[]
   readonly admission: () => readonly AdmissionReading[]
-  /** null when the reading is not trustworthy (the thread restarted while answering). */
-  readonly delivery: () => Promise<DeliveryReading | null>
+  /**
+   * null when the reading is not trustworthy (the thread restarted while answering). Absent in a
+   * cluster worker: delivery runs in the primary, whose series are added to the workers'.
+   */
+  readonly delivery?: () => Promise<DeliveryReading | null>
   /** `spillway consume` only: what it took from the log and committed back. */
   readonly consume?: () => ConsumeReading
+  /** The primary of `serve --workers N` only. */
+  readonly cluster?: () => ClusterReading
+}
+
+/** `serve --workers N`, read in the primary (src/cluster/primary.ts). */
+export interface ClusterReading {
+  /** Worker processes running now. */
+  readonly running: number
+  readonly workers: number
+  /** Workers that died and were started again. */
+  readonly restarts: number
+  /** Per shard: its durable head and the bytes not yet moved into the delivery WAL. */
+  readonly shards: readonly { readonly shard: number; readonly head: number; readonly backlogBytes: number }[]
 }
 
 export interface ConsumeReading {
@@ -156,29 +182,6 @@ export class ServerMetrics implements IntakeRecorder {
       },
     )
     monotonic(
-      'dedup_l2_errors_total',
-      'Failed or skipped Redis round trips of the shared dedup layer (each: a batch delivered without L2).',
-      [],
-      registers,
-      async () => {
-        await this.#delivery()
-        const l2 = this.#firstSink()?.dedupL2
-        return l2 ? [[{}, l2.errors]] : []
-      },
-    )
-    const metrics = this
-    new Gauge({
-      name: 'dedup_l2_up',
-      help: 'Whether the shared dedup layer (Redis) answered its last round trip: 1 up, 0 down (absent without REDIS_URL).',
-      registers,
-      async collect() {
-        await metrics.#delivery()
-        this.reset()
-        const l2 = metrics.#firstSink()?.dedupL2
-        if (l2) this.set(l2.state === 'up' ? 1 : 0)
-      },
-    })
-    monotonic(
       'http_requests_total',
       'HTTP requests answered on the API port, by route, method and status.',
       ['route', 'method', 'status'],
@@ -205,15 +208,7 @@ export class ServerMetrics implements IntakeRecorder {
     )
 
     // --- HTTP-thread state (read at scrape time) ------------------------------------------------
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read())
-        },
-      })
+    const gauge = (name: string, help: string, read: () => number) => scrapeGauge(registers, name, help, read)
     gauge('ingest_queue_size', 'Events waiting for a WAL group commit.', () => sources.queuedEvents())
     gauge(
       'dedup_l1_keys',
@@ -242,45 +237,23 @@ export class ServerMetrics implements IntakeRecorder {
         () => consume().uncommittedBatches,
       )
     }
-    gauge('wal_head_bytes', 'End of the durable WAL (a byte position).', () => sources.wal().head)
-    gauge(
-      'wal_backlog_bytes',
-      'WAL bytes durable but not yet delivered to the slowest sink.',
-      () => sources.wal().backlogBytes,
-    )
-    gauge('wal_pending_bytes', 'WAL bytes appended, not yet durable.', () => sources.wal().pendingBytes)
-    const walCounter = (name: string, help: string, read: (w: WalReading) => number) =>
-      monotonic(name, help, [], registers, () => [[{}, read(sources.wal())]])
-    walCounter('wal_fsyncs_total', 'fdatasync calls of the WAL writer.', (w) => w.fsyncs)
-    walCounter('wal_records_total', 'Records made durable in the WAL.', (w) => w.records)
-    walCounter('wal_written_bytes_total', 'Bytes made durable in the WAL.', (w) => w.bytes)
-    walCounter('wal_failed_groups_total', 'Group commits that failed (ENOSPC, EIO…).', (w) => w.failedGroups)
-    new Gauge({
-      name: 'sink_backlog_bytes',
-      help: 'WAL bytes durable but not yet delivered, per sink.',
-      labelNames: ['sink'],
-      registers,
-      collect() {
-        this.reset()
-        for (const { sink, bytes } of sources.sinkBacklog()) this.set({ sink }, bytes)
-      },
-    })
-
     // --- admission ------------------------------------------------------------------------------
     new Gauge({
       name: 'admission_limit',
-      help: 'Configured limit of each admission bound (bytes, or events for queue).',
+      help: 'Configured limit of each admission bound (bytes, or events for queue); with workers, each worker has its own.',
       labelNames: ['bound'],
       registers,
+      aggregator: 'max',
       collect() {
         for (const b of sources.admission()) this.set({ bound: b.bound }, b.limit)
       },
     })
     new Gauge({
       name: 'admission_current',
-      help: 'Current value of each admission bound, to compare with admission_limit.',
+      help: 'Current value of each admission bound, to compare with admission_limit; with workers, the highest worker.',
       labelNames: ['bound'],
       registers,
+      aggregator: 'max',
       collect() {
         for (const b of sources.admission()) this.set({ bound: b.bound }, b.current)
       },
@@ -292,6 +265,72 @@ export class ServerMetrics implements IntakeRecorder {
       registers,
       () => sources.admission().map((b) => [{ bound: b.bound }, b.refused]),
     )
+
+    const { wal, sinkBacklog, delivery } = sources
+    if (wal && sinkBacklog && delivery) this.#registerPipeline(registers, wal, sinkBacklog)
+    const cluster = sources.cluster
+    if (cluster) registerCluster(registers, cluster)
+  }
+
+  /** The series of the WAL delivery reads and of the delivery thread (not in a cluster worker). */
+  #registerPipeline(
+    registers: Registry[],
+    wal: NonNullable<MetricSources['wal']>,
+    sinkBacklog: NonNullable<MetricSources['sinkBacklog']>,
+  ): void {
+    const registry = registers[0]
+    monotonic(
+      'dedup_l2_errors_total',
+      'Failed or skipped Redis round trips of the shared dedup layer (each: a batch delivered without L2).',
+      [],
+      registers,
+      async () => {
+        await this.#delivery()
+        const l2 = this.#firstSink()?.dedupL2
+        return l2 ? [[{}, l2.errors]] : []
+      },
+    )
+    const metrics = this
+    new Gauge({
+      name: 'dedup_l2_up',
+      help: 'Whether the shared dedup layer (Redis) answered its last round trip: 1 up, 0 down (absent without REDIS_URL).',
+      registers,
+      async collect() {
+        await metrics.#delivery()
+        this.reset()
+        const l2 = metrics.#firstSink()?.dedupL2
+        if (l2) this.set(l2.state === 'up' ? 1 : 0)
+      },
+    })
+    scrapeGauge(registers, 'wal_head_bytes', 'End of the durable WAL (a byte position).', () => wal().head)
+    scrapeGauge(
+      registers,
+      'wal_backlog_bytes',
+      'WAL bytes durable but not yet delivered to the slowest sink.',
+      () => wal().backlogBytes,
+    )
+    scrapeGauge(
+      registers,
+      'wal_pending_bytes',
+      'WAL bytes appended, not yet durable.',
+      () => wal().pendingBytes,
+    )
+    const walCounter = (name: string, help: string, read: (w: WalReading) => number) =>
+      monotonic(name, help, [], registers, () => [[{}, read(wal())]])
+    walCounter('wal_fsyncs_total', 'fdatasync calls of the WAL writer.', (w) => w.fsyncs)
+    walCounter('wal_records_total', 'Records made durable in the WAL.', (w) => w.records)
+    walCounter('wal_written_bytes_total', 'Bytes made durable in the WAL.', (w) => w.bytes)
+    walCounter('wal_failed_groups_total', 'Group commits that failed (ENOSPC, EIO…).', (w) => w.failedGroups)
+    new Gauge({
+      name: 'sink_backlog_bytes',
+      help: 'WAL bytes durable but not yet delivered, per sink.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset()
+        for (const { sink, bytes } of sinkBacklog()) this.set({ sink }, bytes)
+      },
+    })
 
     // --- delivery thread (read at scrape time, monotonic across restarts) -----------------------
     const sinkCounter = (name: string, help: string, key: SinkCounter) =>
@@ -454,9 +493,15 @@ export class ServerMetrics implements IntakeRecorder {
     else this.#keyRequests.set(id, { labels: { key, route, status: String(status) }, count: 1 })
   }
 
-  /** The exposition text and its content type. */
-  async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  /** The exposition text and its content type; `others` (a cluster's workers) are added in. */
+  async render(others?: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>): Promise<{
+    contentType: string
+    body: string
+  }> {
+    if (!others) return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+    const [own, theirs] = await Promise.all([this.registry.getMetricsAsJSON(), others()])
+    const merged = AggregatorRegistry.aggregate([own, ...theirs])
+    return { contentType: merged.contentType, body: await merged.metrics() }
   }
 
   /** Delivery totals, refreshed at most once per scrape (every collect of a scrape shares it). */
@@ -469,9 +514,11 @@ export class ServerMetrics implements IntakeRecorder {
   }
 
   async #delivery(): Promise<Map<string, SinkTotals>> {
+    const delivery = this.#sources.delivery
+    if (!delivery) return new Map()
     this.#reading ??= (async () => {
       try {
-        const reading = await this.#sources.delivery()
+        const reading = await delivery()
         if (reading) {
           this.#deliveryUp = reading.running
           this.#restarts = Math.max(this.#restarts, reading.generation)
@@ -487,6 +534,69 @@ export class ServerMetrics implements IntakeRecorder {
 }
 
 type Labels = Record<string, string>
+
+/** A gauge read at scrape time; `aggregator` says how a cluster's primary adds the workers' values. */
+function scrapeGauge(
+  registers: Registry[],
+  name: string,
+  help: string,
+  read: () => number,
+  aggregator: 'sum' | 'max' = 'sum',
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers,
+    aggregator,
+    collect() {
+      this.set(read())
+    },
+  })
+}
+
+/** The primary's own series in `serve --workers N`: its workers and their WAL shards. */
+function registerCluster(registers: Registry[], cluster: () => ClusterReading): void {
+  scrapeGauge(
+    registers,
+    'cluster_workers',
+    'HTTP worker processes configured (`workers`).',
+    () => cluster().workers,
+  )
+  scrapeGauge(
+    registers,
+    'cluster_workers_running',
+    'HTTP worker processes running now (less than cluster_workers while one is restarted).',
+    () => cluster().running,
+  )
+  monotonic(
+    'cluster_worker_restarts_total',
+    'HTTP worker processes that died and were started again.',
+    [],
+    registers,
+    () => [[{}, cluster().restarts]],
+  )
+  const perShard = (name: string, help: string, pick: (s: ClusterReading['shards'][number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        this.reset()
+        for (const shard of cluster().shards) this.set({ shard: String(shard.shard) }, pick(shard))
+      },
+    })
+  perShard(
+    'wal_shard_head_bytes',
+    'End of the durable WAL shard of each worker (a byte position).',
+    (s) => s.head,
+  )
+  perShard(
+    'wal_shard_backlog_bytes',
+    "Bytes of each worker's WAL shard not yet moved into the WAL delivery reads.",
+    (s) => s.backlogBytes,
+  )
+}
 
 /**
  * A counter whose value is read at scrape time from a source that is already monotonic (the

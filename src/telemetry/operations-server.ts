@@ -6,7 +6,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from './logger.ts'
-import type { ServerMetrics } from './metrics.ts'
 
 export interface OperationsServer {
   /** e.g. http://127.0.0.1:9464 */
@@ -17,7 +16,8 @@ export interface OperationsServer {
 export async function startOperationsServer(options: {
   readonly host: string
   readonly port: number
-  readonly metrics: ServerMetrics
+  /** The exposition (ServerMetrics.render, or a cluster primary's sum over its workers). */
+  readonly metrics: { render(): Promise<{ contentType: string; body: string }> }
   readonly logger: Logger
 }): Promise<OperationsServer> {
   const { metrics, logger } = options
