@@ -8,9 +8,15 @@
  *   spillway config check [--config F]    validate configuration and print it
  *   spillway dlq list|replay [options]    inspect / re-submit the dead-letter store (see dlq.ts)
  */
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import type { Channel } from '../cluster/ipc.ts'
+import { CONFIG_ENV, EXIT_SHARD_BUSY, SHARD_ENV, startCluster } from '../cluster/primary.ts'
+import { existingShards, shardDir, startWorker } from '../cluster/worker.ts'
 import { maxRecordBytes } from '../config/derived.ts'
 import { loadConfig } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
 import { OPTIONS } from '../config/schema.ts'
 import { startConsumer } from '../consume/consumer.ts'
 import { createLogSource } from '../consume/sources.ts'
@@ -26,13 +32,14 @@ import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitC
 const USAGE = `usage: spillway <command> [options]
 
 commands:
-  serve              run the HTTP API, the WAL and delivery
+  serve              run the HTTP API, the WAL and delivery; --workers N HTTP worker processes
+                       (default: one per core), each with its own WAL shard
   consume            read a log into the sinks (--sinks, default duckdb) through the WAL, dedup and
                        delivery; offsets/acks are committed only once every sink stored the events
                        --from kafka: consumer group --kafka-group on --kafka-topic at --kafka-brokers
                        --from nats:  durable consumer --nats-consumer on --nats-stream at --nats-url
-  wal inspect        list the WAL segments under <data-dir>/wal
-  wal verify         check every WAL record; exit 1 on any problem
+  wal inspect        list the WAL segments under <data-dir>/wal (and each worker's shard)
+  wal verify         check every WAL record, shards included; exit 1 on any problem
   config check       validate the configuration (defaults < file < env < flags) and print it
   dlq list           dead-lettered events, newest first, and a count per reason
                        [--sink intake|<sink>] [--limit N] [--all] [--json]
@@ -50,6 +57,7 @@ ${Object.values(OPTIONS)
 `
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (cluster.isWorker && process.env[SHARD_ENV] !== undefined) return runWorker()
   const { positional, flags } = parseArgs(argv)
   const [command, sub] = positional
   if (!command || command === 'help' || flags['help']) {
@@ -69,20 +77,53 @@ async function main(argv: readonly string[]): Promise<number> {
   const own = command === 'dlq' ? DLQ_FLAGS : []
   const config = loadConfig({ flags: without(withoutJson(flags), own) })
   switch (command) {
-    case 'serve':
-      return runUntilSignal(config, 'Server', (logger) => startServer(config, logger))
+    case 'serve': {
+      const workers = config.workers || availableParallelism()
+      return runUntilSignal(config, 'Server', (logger) =>
+        workers === 1 ? startServer(config, logger) : startCluster(config, logger, workers),
+      )
+    }
     case 'consume':
       return runUntilSignal(config, 'Consumer', async (logger) =>
         startConsumer(config, logger, await createLogSource(config, logger)),
       )
     case 'wal': {
+      // The node's WAL, then each worker's shard (`serve --workers N`).
+      const shards = existingShards(config.dataDir).map((shard) => ({
+        shard,
+        dir: join(shardDir(config.dataDir, shard), 'wal'),
+      }))
       const dir = join(config.dataDir, 'wal')
       if (sub === 'inspect') {
-        print(await inspectWal(dir), flags)
+        const node = await inspectWal(dir)
+        const inspected = await Promise.all(
+          shards.map(async (s) => ({ shard: s.shard, ...(await inspectWal(s.dir)) })),
+        )
+        print(inspected.length > 0 ? { ...node, shards: inspected } : node, flags)
         return 0
       }
       if (sub === 'verify') {
-        const report = await verifyWal(dir, maxRecordBytes(config))
+        const limit = maxRecordBytes(config)
+        const node = await verifyWal(dir, limit)
+        const verified = await Promise.all(
+          shards.map(async (s) => ({ shard: s.shard, ...(await verifyWal(s.dir, limit)) })),
+        )
+        const report =
+          verified.length === 0
+            ? node
+            : {
+                ...node,
+                ok: node.ok && verified.every((s) => s.ok),
+                problems: [
+                  ...node.problems,
+                  ...verified.flatMap((s) => s.problems.map((p) => `shard ${s.shard}: ${p}`)),
+                ],
+                warnings: [
+                  ...node.warnings,
+                  ...verified.flatMap((s) => s.warnings.map((w) => `shard ${s.shard}: ${w}`)),
+                ],
+                shards: verified,
+              }
         print(report, flags)
         return report.ok ? 0 : 1
       }
@@ -149,6 +190,37 @@ async function runUntilSignal(
 }
 
 const EXIT_GRACE_MS = 5000
+
+/**
+ * An HTTP worker of `serve --workers N` (src/cluster/worker.ts): the primary's configuration and
+ * the shard come in its environment. It stops when the primary says so, on SIGTERM/SIGINT, or
+ * when the primary is gone (its channel closed).
+ */
+async function runWorker(): Promise<number> {
+  const config = JSON.parse(process.env[CONFIG_ENV] ?? '{}') as Config
+  const shard = Number(process.env[SHARD_ENV])
+  const logger = createLogger(config.logLevel).child({ shard })
+  let worker: Awaited<ReturnType<typeof startWorker>>
+  try {
+    worker = await startWorker(config, logger, shard, process as unknown as Channel)
+  } catch (error) {
+    logger.error({ err: error }, 'WorkerStartFailed')
+    logger.flush()
+    return isSpillwayError(error, 'SPW_ERR_WAL_LOCKED') ? EXIT_SHARD_BUSY : 1
+  }
+  const stop = () => void worker.close()
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  process.once('disconnect', () => {
+    logger.warn('WorkerPrimaryGone')
+    stop()
+  })
+  await worker.stopped
+  logger.flush()
+  if (process.connected) process.disconnect()
+  setTimeout(() => process.exit(0), EXIT_GRACE_MS).unref()
+  return 0
+}
 
 function withoutJson(flags: Record<string, string>): Record<string, string> {
   const { json: _json, help: _help, ...rest } = flags

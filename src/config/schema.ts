@@ -111,7 +111,16 @@ export const OPTIONS = {
     max: 64,
     env: ['WORKER_POOL_SIZE'],
     flag: 'worker-pool-size',
-    doc: 'Accepted for compatibility with the reference systems; HTTP worker processes (cluster mode) come with `--workers`.',
+    doc: 'Accepted for compatibility with the reference systems; HTTP worker processes come with `workers`.',
+  },
+  workers: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 64,
+    env: ['SPILLWAY_WORKERS'],
+    flag: 'workers',
+    doc: '`serve`: HTTP worker processes (node:cluster), each appending to its own WAL shard under `<dataDir>/shards/`; 0 = one per core; 1 = no cluster, one process.',
   },
   walSegmentBytes: {
     type: 'int',

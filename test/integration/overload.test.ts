@@ -63,7 +63,10 @@ test(`overload: ${SINGLE_CONNECTIONS + BATCH_CONNECTIONS} connections for ${SECO
     if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
   })
 
+  // One process: the RSS watched below is the server's whole memory, and the bounds are its own
+  // (with workers, each worker has its own queue and pending bytes).
   const server = await startServerProcess(dataDir, {
+    SPILLWAY_WORKERS: '1',
     ...LIMITS,
     SPILLWAY_DELIVERY_BATCH_ROWS: '10',
     SPILLWAY_DELIVERY_LINGER_MS: '0',

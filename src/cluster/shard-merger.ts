@@ -1,0 +1,175 @@
+/**
+ * Moves one worker's WAL shard into the node's WAL, which delivery reads (`serve --workers N`).
+ *
+ * A worker answers 202 once its events are fdatasync'd in its own shard (G1 holds per shard). The
+ * primary's merger then reads the shard — never past the durable head the worker reported — and
+ * appends its records to the node's WAL, packed into records of up to MERGE_RECORD_BYTES (a
+ * shard record is one request; many small ones in one record make delivery cheaper). Only once
+ * those appends are durable is the shard's cursor saved (`<shard>/merged.json`, replaced
+ * atomically) and reported to the worker, which then deletes the segments below it.
+ *
+ * A crash between the append and the cursor save merges those records again: the node's WAL
+ * then holds them twice, and the delivery-time dedup check drops the second copy (the events keep
+ * their `event_id`). So: at least once into the node's WAL, once into the store.
+ *
+ * Order: a shard's records keep their order; records of different shards interleave.
+ */
+import { join } from 'node:path'
+import { CursorFile } from '../delivery/cursor-file.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { WalReader } from '../wal/reader.ts'
+import type { WalSharedState } from '../wal/shared-state.ts'
+import type { WalRecord } from '../wal/types.ts'
+import type { WalWriter } from '../wal/writer.ts'
+
+/** Largest record the merger makes by packing shard records (a larger shard record goes alone). */
+export const MERGE_RECORD_BYTES = 256 * 1024
+/** Bytes read from a shard per round (one cursor save per round). */
+const READ_BYTES = 4 << 20
+const IDLE_WAIT_MS = 1000
+const RETRY_PAUSE_MS = 500
+
+export interface ShardMergerOptions {
+  readonly shard: number
+  /** The shard's directory (`<dataDir>/shards/<n>`): its WAL is `wal/`, the cursor `merged.json`. */
+  readonly dir: string
+  /** The shard's head as its worker reports it (`durableHead`); the merger sets cursor slot 0. */
+  readonly state: WalSharedState
+  /** The node's WAL. */
+  readonly target: WalWriter
+  readonly maxRecordBytes: number
+  readonly logger: Logger
+}
+
+export class ShardMerger {
+  readonly shard: number
+  readonly #options: ShardMergerOptions
+  readonly #cursorFile: CursorFile
+  #cursor = 0
+  #reader: WalReader | undefined
+  #run: Promise<void> = Promise.resolve()
+  #stopping = false
+  /** Draining: stop once the cursor reaches this head. */
+  #drainTo: number | null = null
+  #mergedRecords = 0
+
+  constructor(options: ShardMergerOptions) {
+    this.shard = options.shard
+    this.#options = options
+    this.#cursorFile = new CursorFile(options.dir, 'merged')
+  }
+
+  /** The shard position up to which every record is durable in the node's WAL. */
+  get cursor(): number {
+    return this.#cursor
+  }
+
+  /** Shard bytes durable but not merged yet. */
+  get backlogBytes(): number {
+    return Math.max(0, this.#options.state.durableHead - this.#cursor)
+  }
+
+  get mergedRecords(): number {
+    return this.#mergedRecords
+  }
+
+  /** Loads the cursor and publishes it (slot 0 of the shard's state), then merges in the background. */
+  async start(): Promise<void> {
+    this.#cursor = (await loadMergeCursor(this.#options.dir)) ?? 0
+    this.#options.state.setCursor(0, this.#cursor)
+    this.#run = this.#loop()
+  }
+
+  /**
+   * Stops merging; with `drain`, first merges everything up to the shard's head as it is now
+   * (call it once the worker has closed its shard and reported its last head).
+   */
+  async stop(options: { drain: boolean }): Promise<void> {
+    if (options.drain) this.#drainTo ??= this.#options.state.durableHead
+    else this.#stopping = true
+    this.#options.state.wake()
+    await this.#run
+  }
+
+  async #loop(): Promise<void> {
+    const { state, logger } = this.#options
+    while (!this.#stopping) {
+      if (this.#drainTo !== null && this.#cursor >= this.#drainTo) break
+      try {
+        const reader = this.#readerAt()
+        const limit = this.#drainTo ?? state.durableHead
+        if (reader.position >= limit) {
+          if (this.#drainTo !== null) break
+          await state.waitForHeadBeyond(reader.position, IDLE_WAIT_MS)
+          continue
+        }
+        const records = await reader.read(READ_BYTES, limit)
+        if (records.length > 0) await this.#append(records)
+        if (reader.position > this.#cursor) await this.#advance(reader.position)
+        else if (records.length === 0) await sleep(50) // corrupt bytes at the tail: wait for a rotation
+      } catch (error) {
+        // The node's WAL refused (disk full, closed) or the shard could not be read: nothing past
+        // the saved cursor counts as merged; read again from it after a pause.
+        logger.warn({ err: error, shard: this.shard, cursor: this.#cursor }, 'ShardMergeFailed')
+        await this.#closeReader()
+        await sleep(RETRY_PAUSE_MS)
+      }
+    }
+    await this.#closeReader()
+  }
+
+  async #append(records: readonly WalRecord[]): Promise<void> {
+    const { target, maxRecordBytes } = this.#options
+    const limit = Math.min(MERGE_RECORD_BYTES, maxRecordBytes)
+    const appends: Promise<number>[] = []
+    let pack: Buffer[] = []
+    let bytes = 0
+    const flush = () => {
+      if (pack.length === 0) return
+      appends.push(target.append(pack.length === 1 ? pack[0] : Buffer.concat(pack, bytes)))
+      pack = []
+      bytes = 0
+    }
+    for (const record of records) {
+      if (bytes > 0 && bytes + record.payload.length > limit) flush()
+      pack.push(record.payload)
+      bytes += record.payload.length
+    }
+    flush()
+    await Promise.all(appends)
+    this.#mergedRecords += records.length
+  }
+
+  async #advance(position: number): Promise<void> {
+    await this.#cursorFile.save(position)
+    this.#cursor = position
+    this.#options.state.setCursor(0, position)
+  }
+
+  #readerAt(): WalReader {
+    if (this.#reader && this.#reader.position === this.#cursor) return this.#reader
+    if (this.#reader) throw new Error('shard reader ahead of its cursor') // never: #advance follows every read
+    this.#reader = new WalReader(join(this.#options.dir, 'wal'), this.#options.state, {
+      from: this.#cursor,
+      maxRecordBytes: this.#options.maxRecordBytes,
+      logger: this.#options.logger,
+      onCorruption: (info) => this.#options.logger.error({ shard: this.shard, ...info }, 'ShardWalCorrupt'),
+    })
+    return this.#reader
+  }
+
+  async #closeReader(): Promise<void> {
+    const reader = this.#reader
+    this.#reader = undefined
+    await reader?.close().catch(() => {})
+  }
+}
+
+/** The saved merge cursor of the shard in `dir`, or null when none was saved. */
+export function loadMergeCursor(dir: string): Promise<number | null> {
+  return new CursorFile(dir, 'merged').load()
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
