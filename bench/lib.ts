@@ -63,9 +63,10 @@ export async function wrk(
   }
 }
 
-export async function startBaseline(): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startBaseline(workers = 1): Promise<{ url: string; stop: () => Promise<void> }> {
   const proc = spawn(process.execPath, [join(BENCH_DIR, 'baseline-server.ts')], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BASELINE_WORKERS: String(workers) },
   })
   const url = await new Promise<string>((resolve, reject) => {
     proc.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).url))
@@ -84,7 +85,9 @@ export async function startSpillway(
   env: Record<string, string> = {},
 ): Promise<ServerProcess & { dataDir: string }> {
   const dataDir = await mkdtemp(join(process.env['BENCH_TMP'] ?? tmpdir(), 'spillway-bench-'))
-  const server = await startServerProcess(dataDir, env)
+  // One process unless the benchmark says otherwise (bench/workers.ts): the figures of the other
+  // benchmarks are per process, against single-process baselines.
+  const server = await startServerProcess(dataDir, { SPILLWAY_WORKERS: '1', ...env })
   return Object.assign(server, { dataDir })
 }
 

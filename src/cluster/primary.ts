@@ -248,8 +248,9 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
   const progress = setInterval(() => {
     const node = { backlogBytes: pipeline.backlogBytes(), deliveredPosition: pipeline.deliveredPosition() }
     for (const s of shards) {
-      if (s.rpc) void s.rpc.note('progress', { merged: s.merger.cursor, ...node } satisfies Progress)
-      if (s.orphan && s.merger.cursor > 0) s.orphan.wal.deleteDelivered(s.merger.cursor).catch(() => {})
+      if (s.rpc) void s.rpc.note('progress', { merged: s.merger.savedCursor, ...node } satisfies Progress)
+      if (s.orphan && s.merger.savedCursor > 0)
+        s.orphan.wal.deleteDelivered(s.merger.savedCursor).catch(() => {})
     }
   }, PROGRESS_EVERY_MS)
   const refresh = setInterval(() => void Promise.all(live().map(workerMetrics)), METRICS_REFRESH_MS)

@@ -4,13 +4,19 @@
  * A worker answers 202 once its events are fdatasync'd in its own shard (G1 holds per shard). The
  * primary's merger then reads the shard — never past the durable head the worker reported — and
  * appends its records to the node's WAL, packed into records of up to MERGE_RECORD_BYTES (a
- * shard record is one request; many small ones in one record make delivery cheaper). Only once
- * those appends are durable is the shard's cursor saved (`<shard>/merged.json`, replaced
- * atomically) and reported to the worker, which then deletes the segments below it.
+ * shard record is one request; many small ones in one record make delivery cheaper). A round
+ * that found little waits MERGE_LINGER_MS before the next, so the node's WAL is fsync'd tens of
+ * times a second, not once per worker commit: on one disk the fsyncs of the shards and of the
+ * node's WAL queue behind each other, and every one the merger saves is one the workers' 202s do
+ * not wait behind.
  *
- * A crash between the append and the cursor save merges those records again: the node's WAL
- * then holds them twice, and the delivery-time dedup check drops the second copy (the events keep
- * their `event_id`). So: at least once into the node's WAL, once into the store.
+ * The cursor moves once the appends are durable; it is saved (`<shard>/merged.json`, replaced
+ * atomically) at most every CURSOR_SAVE_MS and on stop, and only the saved cursor is reported to
+ * the worker, which then deletes the segments below it — so a shard segment is never deleted
+ * before the cursor that passed it is on disk. A crash merges again what was merged since the
+ * last save: the node's WAL then holds those records twice, and the delivery-time dedup check
+ * drops the second copy (the events keep their `event_id`). So: at least once into the node's
+ * WAL, once into the store.
  *
  * Order: a shard's records keep their order; records of different shards interleave.
  */
@@ -28,6 +34,10 @@ export const MERGE_RECORD_BYTES = 256 * 1024
 const READ_BYTES = 4 << 20
 const IDLE_WAIT_MS = 1000
 const RETRY_PAUSE_MS = 500
+/** Pause after a round that read less than READ_BYTES. */
+export const MERGE_LINGER_MS = 20
+/** The cursor file is replaced at most this often (and on stop). */
+export const CURSOR_SAVE_MS = 500
 
 export interface ShardMergerOptions {
   readonly shard: number
@@ -46,6 +56,9 @@ export class ShardMerger {
   readonly #options: ShardMergerOptions
   readonly #cursorFile: CursorFile
   #cursor = 0
+  /** The cursor as last saved: what the worker may delete below. */
+  #saved = 0
+  #savedAt = 0
   #reader: WalReader | undefined
   #run: Promise<void> = Promise.resolve()
   #stopping = false
@@ -64,6 +77,11 @@ export class ShardMerger {
     return this.#cursor
   }
 
+  /** The cursor as saved in `merged.json`: segments below it may be deleted. */
+  get savedCursor(): number {
+    return this.#saved
+  }
+
   /** Shard bytes durable but not merged yet. */
   get backlogBytes(): number {
     return Math.max(0, this.#options.state.durableHead - this.#cursor)
@@ -76,6 +94,7 @@ export class ShardMerger {
   /** Loads the cursor and publishes it (slot 0 of the shard's state), then merges in the background. */
   async start(): Promise<void> {
     this.#cursor = (await loadMergeCursor(this.#options.dir)) ?? 0
+    this.#saved = this.#cursor
     this.#options.state.setCursor(0, this.#cursor)
     this.#run = this.#loop()
   }
@@ -105,8 +124,11 @@ export class ShardMerger {
         }
         const records = await reader.read(READ_BYTES, limit)
         if (records.length > 0) await this.#append(records)
-        if (reader.position > this.#cursor) await this.#advance(reader.position)
+        if (reader.position > this.#cursor) this.#advance(reader.position)
         else if (records.length === 0) await sleep(50) // corrupt bytes at the tail: wait for a rotation
+        if (Date.now() - this.#savedAt >= CURSOR_SAVE_MS) await this.#save()
+        const bytes = records.reduce((sum, r) => sum + r.end - r.start, 0)
+        if (bytes < READ_BYTES && this.#drainTo === null) await sleep(MERGE_LINGER_MS)
       } catch (error) {
         // The node's WAL refused (disk full, closed) or the shard could not be read: nothing past
         // the saved cursor counts as merged; read again from it after a pause.
@@ -116,6 +138,9 @@ export class ShardMerger {
       }
     }
     await this.#closeReader()
+    await this.#save().catch((error) =>
+      logger.warn({ err: error, shard: this.shard, cursor: this.#cursor }, 'ShardMergeCursorSaveFailed'),
+    )
   }
 
   async #append(records: readonly WalRecord[]): Promise<void> {
@@ -140,10 +165,17 @@ export class ShardMerger {
     this.#mergedRecords += records.length
   }
 
-  async #advance(position: number): Promise<void> {
-    await this.#cursorFile.save(position)
+  #advance(position: number): void {
     this.#cursor = position
     this.#options.state.setCursor(0, position)
+  }
+
+  async #save(): Promise<void> {
+    const cursor = this.#cursor
+    this.#savedAt = Date.now()
+    if (cursor === this.#saved) return
+    await this.#cursorFile.save(cursor)
+    this.#saved = cursor
   }
 
   #readerAt(): WalReader {

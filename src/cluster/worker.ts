@@ -37,6 +37,7 @@ import { loadMergeCursor } from './shard-merger.ts'
 const QUERY_TIMEOUT_MS = 30_000
 const READY_TIMEOUT_MS = 5000
 const TOKEN_TIMEOUT_MS = 2000
+const HEAD_REPORT_MS = 5
 
 /** What the primary sends every 100 ms. */
 export interface Progress {
@@ -65,8 +66,10 @@ export function existingShards(dataDir: string): number[] {
 }
 
 /**
- * The shared WAL state of a shard, which also tells the primary each new durable head (once per
- * tick, however many group commits happened in it).
+ * The shared WAL state of a shard, which also tells the primary each new durable head: at most
+ * every HEAD_REPORT_MS, however many group commits happened meanwhile (the merger lingers longer
+ * than that between rounds anyway, and a message per commit costs the worker CPU it needs for
+ * requests).
  */
 class ReportingState extends WalSharedState {
   readonly #report: (head: number) => void
@@ -85,10 +88,10 @@ class ReportingState extends WalSharedState {
     super.durableHead = position
     if (this.#scheduled) return
     this.#scheduled = true
-    setImmediate(() => {
+    setTimeout(() => {
       this.#scheduled = false
       this.#report(this.durableHead)
-    })
+    }, HEAD_REPORT_MS)
   }
 }
 
