@@ -277,6 +277,25 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
     )
   }
   const stopMergers = async () => {
+    // The workers are gone. Their last head reports may be too (a worker killed after the stop
+    // timeout): each shard is recovered here, as a restart would, which publishes its true head.
+    for (const s of shards) {
+      if (s.orphan) continue
+      const dir = shardDir(config.dataDir, s.index)
+      try {
+        const lock = lockDirectory(dir)
+        const wal = walWriter(config, join(dir, 'wal'), s.state, logger)
+        try {
+          await wal.open({ minHead: s.merger.cursor })
+        } catch (error) {
+          lock.release()
+          throw error
+        }
+        s.orphan = { wal, lock }
+      } catch (error) {
+        logger.warn({ err: error, shard: s.index }, 'ShardRecoveryAtStopFailed')
+      }
+    }
     // Everything the workers made durable goes into the node's WAL before delivery drains it,
     // within the shutdown budget; what is left stays in the shards for the next start.
     const drained = Promise.all(shards.map((s) => s.merger.stop({ drain: true })))

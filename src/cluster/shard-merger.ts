@@ -143,15 +143,24 @@ export class ShardMerger {
     )
   }
 
+  /**
+   * Appends `records` to the node's WAL in packs, and moves the cursor past every pack that is
+   * durable there, in order, even when a later one fails: a node WAL that refuses (a full disk)
+   * must not get the same records again on every retry, or the merger would fill the disk itself.
+   */
   async #append(records: readonly WalRecord[]): Promise<void> {
     const { target, maxRecordBytes } = this.#options
     const limit = Math.min(MERGE_RECORD_BYTES, maxRecordBytes)
     const appends: Promise<number>[] = []
+    /** The shard position just past each pack. */
+    const ends: number[] = []
     let pack: Buffer[] = []
     let bytes = 0
+    let end = this.#cursor
     const flush = () => {
       if (pack.length === 0) return
       appends.push(target.append(pack.length === 1 ? pack[0] : Buffer.concat(pack, bytes)))
+      ends.push(end)
       pack = []
       bytes = 0
     }
@@ -159,13 +168,20 @@ export class ShardMerger {
       if (bytes > 0 && bytes + record.payload.length > limit) flush()
       pack.push(record.payload)
       bytes += record.payload.length
+      end = record.end
     }
     flush()
-    await Promise.all(appends)
+    const results = await Promise.allSettled(appends)
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]
+      if (result.status === 'rejected') throw result.reason
+      this.#advance(ends[i])
+    }
     this.#mergedRecords += records.length
   }
 
   #advance(position: number): void {
+    if (position <= this.#cursor) return
     this.#cursor = position
     this.#options.state.setCursor(0, position)
   }
