@@ -106,16 +106,10 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
         logger: logger.child({ component: 'merge', shard: index }),
       })
       const shard: Shard = { index, state, merger, listening: false, startedAt: 0, failures: 0 }
+      await merger.start()
       if (index >= workers) {
-        const dir = shardDir(config.dataDir, index)
-        const lock = lockDirectory(dir)
-        const wal = walWriter(config, join(dir, 'wal'), state, logger)
-        await merger.start()
-        await wal.open({ minHead: merger.cursor })
-        shard.orphan = { wal, lock }
+        shard.orphan = await recoverShard(config, index, state, merger.cursor, logger)
         logger.info({ shard: index, head: state.durableHead, merged: merger.cursor }, 'ShardWithoutWorker')
-      } else {
-        await merger.start()
       }
       shards.push(shard)
     }
@@ -281,17 +275,8 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
     // timeout): each shard is recovered here, as a restart would, which publishes its true head.
     for (const s of shards) {
       if (s.orphan) continue
-      const dir = shardDir(config.dataDir, s.index)
       try {
-        const lock = lockDirectory(dir)
-        const wal = walWriter(config, join(dir, 'wal'), s.state, logger)
-        try {
-          await wal.open({ minHead: s.merger.cursor })
-        } catch (error) {
-          lock.release()
-          throw error
-        }
-        s.orphan = { wal, lock }
+        s.orphan = await recoverShard(config, s.index, s.state, s.merger.cursor, logger)
       } catch (error) {
         logger.warn({ err: error, shard: s.index }, 'ShardRecoveryAtStopFailed')
       }
@@ -370,4 +355,28 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
     workerPids: () => shards.flatMap((s) => (s.worker?.process.pid ? [s.worker.process.pid] : [])),
     close,
   }
+}
+
+/**
+ * Takes a shard no worker runs and recovers its WAL, as a worker's start would: `state` gets
+ * its true durable head, so the merger can drain it. The caller closes the writer and releases
+ * the lock once it is merged.
+ */
+async function recoverShard(
+  config: Config,
+  index: number,
+  state: WalSharedState,
+  merged: number,
+  logger: Logger,
+): Promise<{ wal: WalWriter; lock: DirLock }> {
+  const dir = shardDir(config.dataDir, index)
+  const lock = lockDirectory(dir)
+  const wal = walWriter(config, join(dir, 'wal'), state, logger)
+  try {
+    await wal.open({ minHead: merged })
+  } catch (error) {
+    lock.release()
+    throw error
+  }
+  return { wal, lock }
 }
