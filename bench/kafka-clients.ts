@@ -139,25 +139,38 @@ async function kafkajs(dir: string, brokers: string): Promise<Candidate> {
       const consumer = client.consumer({ groupId: `bench-${randomUUID()}`, maxWaitTimeInMs: 500 })
       await consumer.connect()
       await consumer.subscribe({ topic, fromBeginning: true })
-      const reading = new Reading()
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000)
-        consumer.run({
-          autoCommit: false,
-          eachBatch: async ({ batch }: Loose) => {
-            reading.add(batch.messages.length)
-            if (reading.count >= count) {
-              clearTimeout(timer)
-              resolve()
-            }
-          },
-        })
-      })
-      await consumer.disconnect()
-      return reading
+      return readBatches(consumer, count, seconds, { autoCommit: false })
     },
     close: () => admin.disconnect(),
   }
+}
+
+/**
+ * Runs a KafkaJS-style consumer (kafkajs, or Confluent's KafkaJS API) until it has read `count`
+ * messages or `seconds` passed, then disconnects it.
+ */
+async function readBatches(
+  consumer: Loose,
+  count: number,
+  seconds: number,
+  runOptions: Record<string, unknown>,
+): Promise<Reading> {
+  const reading = new Reading()
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, seconds * 1000)
+    consumer.run({
+      ...runOptions,
+      eachBatch: async ({ batch }: Loose) => {
+        reading.add(batch.messages.length)
+        if (reading.count >= count) {
+          clearTimeout(timer)
+          resolve()
+        }
+      },
+    })
+  })
+  await consumer.disconnect()
+  return reading
 }
 
 async function confluent(dir: string, brokers: string): Promise<Candidate> {
@@ -193,21 +206,7 @@ async function confluent(dir: string, brokers: string): Promise<Candidate> {
       const consumer = client.consumer({ kafkaJS: { groupId: `bench-${randomUUID()}`, fromBeginning: true } })
       await consumer.connect()
       await consumer.subscribe({ topic })
-      const reading = new Reading()
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000)
-        consumer.run({
-          eachBatch: async ({ batch }: Loose) => {
-            reading.add(batch.messages.length)
-            if (reading.count >= count) {
-              clearTimeout(timer)
-              resolve()
-            }
-          },
-        })
-      })
-      await consumer.disconnect()
-      return reading
+      return readBatches(consumer, count, seconds, {})
     },
     close: () => admin.disconnect(),
   }
