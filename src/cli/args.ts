@@ -1,7 +1,20 @@
-/** `--name value`, `--name=value` and bare `--flag` (→ "true"); everything else is positional. */
-export function parseArgs(argv: readonly string[]): { positional: string[]; flags: Record<string, string> } {
+/**
+ * `--name value`, `--name=value` and bare `--flag` (→ "true"); everything else is positional.
+ * `flags` keeps a repeated flag's last value, `lists` every value in order (`--header A --header B`).
+ */
+export function parseArgs(argv: readonly string[]): {
+  positional: string[]
+  flags: Record<string, string>
+  lists: Record<string, string[]>
+} {
   const positional: string[] = []
   const flags: Record<string, string> = {}
+  const lists: Record<string, string[]> = {}
+  const set = (name: string, value: string) => {
+    flags[name] = value
+    lists[name] ??= []
+    lists[name].push(value)
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--') {
@@ -14,12 +27,12 @@ export function parseArgs(argv: readonly string[]): { positional: string[]; flag
     }
     const eq = arg.indexOf('=')
     if (eq > 0) {
-      flags[arg.slice(2, eq)] = arg.slice(eq + 1)
+      set(arg.slice(2, eq), arg.slice(eq + 1))
     } else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) {
-      flags[arg.slice(2)] = argv[++i]
+      set(arg.slice(2), argv[++i])
     } else {
-      flags[arg.slice(2)] = 'true'
+      set(arg.slice(2), 'true')
     }
   }
-  return { positional, flags }
+  return { positional, flags, lists }
 }

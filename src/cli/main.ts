@@ -7,6 +7,7 @@
  *   spillway wal verify [--data-dir D]    check every record's CRC and the segment chain
  *   spillway config check [--config F]    validate configuration and print it
  *   spillway dlq list|replay [options]    inspect / re-submit the dead-letter store (see dlq.ts)
+ *   spillway load [options]               load-test an HTTP ingestion endpoint (see load.ts)
  */
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
@@ -28,6 +29,7 @@ import { inspectWal, verifyWal } from '../wal/inspect.ts'
 import { parseArgs } from './args.ts'
 import { checkConfig } from './config-check.ts'
 import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitCode } from './dlq.ts'
+import { loadCommand } from './load.ts'
 
 const USAGE = `usage: spillway <command> [options]
 
@@ -47,6 +49,9 @@ commands:
                        [--url http://127.0.0.1:<http-port>] [--sink intake|<sink>] [--dry-run]
                        [--chunk-events N (≤ 1000)] [--json]
                        a line is never sent twice: outcomes are kept in <data-dir>/deadletter/replayed/
+  load               load-test an HTTP ingestion endpoint, Spillway or not: open model (--rate,
+                       --stages, presets constant-15k, ramp-spike, producer) or closed (--connections);
+                       thresholds set the exit code; --out JSON, --html report; see spillway load --help
   apikey new         a new random API key and its hashed configuration entry [--label L] [--json]
   help               this text
 
@@ -58,8 +63,9 @@ ${Object.values(OPTIONS)
 
 async function main(argv: readonly string[]): Promise<number> {
   if (cluster.isWorker && process.env[SHARD_ENV] !== undefined) return runWorker()
-  const { positional, flags } = parseArgs(argv)
+  const { positional, flags, lists } = parseArgs(argv)
   const [command, sub] = positional
+  if (command === 'load') return loadCommand(flags, lists)
   if (!command || command === 'help' || flags['help']) {
     process.stdout.write(USAGE)
     return command ? 0 : 2
