@@ -38,7 +38,7 @@ output:
                                      errors<1%; rate, ok_rate, events_rate in /s. Exit 99 if one fails.
   --out results.json  --html report.html  --json (the result as JSON on stdout)
   --quiet (no progress line)  --progress (a progress line even when stderr is not a terminal)
-exit: 0 done, 99 a threshold failed, 1 nothing answered at all, 2 bad flags`
+exit: 0 done, 99 a threshold failed, 1 nothing answered at all, 2 bad flags, 130 stopped by Ctrl-C`
 
 export async function loadCommand(
   flags: Readonly<Record<string, string>>,
@@ -82,5 +82,6 @@ export async function loadCommand(
     process.stderr.write(`spillway load: ${plan.url} answered no request\n`)
     return 1
   }
+  if (result.interrupted) return 130
   return result.pass ? 0 : EXIT_THRESHOLDS_FAILED
 }

@@ -347,6 +347,9 @@ export function renderHtmlReport(result: LoadResult): string {
       : result.pass
         ? `<div class="banner pass">PASS — all ${result.thresholds.length} thresholds met</div>`
         : `<div class="banner fail">FAIL — ${failed} of ${result.thresholds.length} thresholds not met</div>`
+  const stopped = result.interrupted
+    ? '<p class="warning">Stopped early (Ctrl-C): the figures cover only the time it ran.</p>'
+    : ''
   const limits = [
     `timeout ${duration(plan.timeoutMs)}`,
     plan.model === 'open' ? `up to ${num(plan.connections)} connections, queue ${num(plan.maxQueued)}` : '',
@@ -410,7 +413,7 @@ svg text { font: 12px system-ui, sans-serif; fill: #374151; } svg .nodata { font
 </head>
 <body>
 <h1>spillway load report</h1>
-${banner}
+${banner}${stopped}
 ${table('Run', header)}
 <h2>Summary</h2>
 <div class="grid-tables">

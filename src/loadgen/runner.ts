@@ -187,6 +187,8 @@ class Run implements ConnectionEvents {
   }
 
   #arrive(at: number): void {
+    // How late the timer let the generator act on this arrival: its own lag, not the server's.
+    this.#lag.record(Math.max(0, (this.#now() - at) * 1000))
     const connection =
       this.#idle.pop() ?? (this.#connections.size < this.#plan.connections ? this.#open() : null)
     if (connection) {
@@ -252,7 +254,6 @@ class Run implements ConnectionEvents {
     this.#events += request.events
     this.#duplicates += request.duplicates
     this.#slot(now).sent++
-    this.#lag.record(Math.max(0, (now - at) * 1000))
     connection.send(request.bytes)
   }
 
@@ -441,7 +442,7 @@ class Run implements ConnectionEvents {
       plan: { ...this.#plan, headers: redacted(this.#plan.headers) },
       durationSeconds: seconds,
       requests: {
-        scheduled: this.#schedule ? this.#schedule.total : this.#sent,
+        scheduled: this.#schedule ? this.#next : this.#sent,
         sent: this.#sent,
         completed: this.#completed,
         ok: this.#ok,
@@ -471,6 +472,7 @@ class Run implements ConnectionEvents {
         scheduleLagP99Ms: this.#lag.valueAtPercentile(99) / 1000,
       },
       pass: outcomes.every((o) => o.pass),
+      interrupted: this.#options.signal?.aborted ?? false,
     }
   }
 }

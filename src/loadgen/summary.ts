@@ -62,6 +62,7 @@ export function formatSummary(r: LoadResult): string {
     `  ${describePlan(r.plan)}`,
     `  ${what}`,
     '',
+    ...(r.interrupted ? ['  stopped early (Ctrl-C): the figures cover only the time it ran'] : []),
     `  requests    scheduled ${int(r.requests.scheduled)}  sent ${int(r.requests.sent)}  answered ${int(r.requests.completed - s.timeouts - s.connectionErrors)}  in ${r.durationSeconds.toFixed(1)} s`,
     `  status      202 ${int(s['202'])}  400 ${int(s['400'])}  429 ${int(s['429'])}  503 ${int(s['503'])}  other ${int(s.other)}${others.length ? ` (${others.map(([c, n]) => `${c}: ${int(n)}`).join(', ')})` : ''}`,
     `              timeouts ${int(s.timeouts)}  connection errors ${int(s.connectionErrors)}  dropped ${int(s.dropped)}  error rate ${(r.requests.errorRate * 100).toFixed(2)}%`,

@@ -111,6 +111,7 @@ export interface LoadResult {
   readonly plan: LoadPlan
   readonly durationSeconds: number
   readonly requests: {
+    /** Requests that came due (open model; the whole schedule unless the run was stopped early). */
     readonly scheduled: number
     readonly sent: number
     readonly completed: number
@@ -144,9 +145,14 @@ export interface LoadResult {
     readonly connectionsOpened: number
     /** open model: the longest queue of arrivals waiting for a connection. */
     readonly maxQueued: number
-    /** How late the generator wrote requests after their due time, p99, ms (timer granularity). */
+    /**
+     * open model: how late the generator's timer acted on arrivals, p99, ms — its own lag, not the
+     * wait for a connection (that is in the latency). 0 in the closed model.
+     */
     readonly scheduleLagP99Ms: number
   }
   /** Every threshold passed (true when there are none). */
   readonly pass: boolean
+  /** The run was stopped early (Ctrl-C): what is here covers only the time it ran. */
+  readonly interrupted: boolean
 }

@@ -4,7 +4,8 @@
  * bad input set the documented exit codes.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -149,6 +150,27 @@ test('a threshold that fails exits 99; a server that is not there exits 1; a bad
   const flood = JSON.parse(producer.stdout) as LoadResult
   assert.equal(flood.plan.preset, 'producer')
   assert.equal(flood.requests.summary['202'], 100)
+
+  // Ctrl-C: the schedule stops, the answers in flight are awaited, the summary says so, exit 130.
+  const child = spawn(NODE, [
+    join(ROOT, 'src/cli/main.ts'),
+    'load',
+    '--url',
+    server.url,
+    '--rate',
+    '200',
+    '--duration',
+    '60s',
+  ])
+  let stdout = ''
+  child.stdout.on('data', (d) => {
+    stdout += d
+  })
+  child.stderr.once('data', () => setTimeout(() => child.kill('SIGINT'), 1000))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 130)
+  assert.match(stdout, /stopped early \(Ctrl-C\)/)
+  assert.match(stdout, /status {6}202 \d+ {2}400 0/)
 
   server.kill('SIGTERM')
   await server.exited()

@@ -119,6 +119,7 @@ function openResult(overrides: Partial<LoadResult> = {}): LoadResult {
     ],
     generator: { cpuPercent: 41, connectionsOpened: 212, maxQueued: 180, scheduleLagP99Ms: 1.2 },
     pass: false,
+    interrupted: false,
     ...overrides,
   }
 }
