@@ -45,6 +45,8 @@ export class Connection {
   events = 0
   /** At least one answer came on this connection. */
   answeredAny = false
+  /** When it was last parked as idle (ms on the run's clock). */
+  idleSince = 0
   readonly #ready = Promise.withResolvers<boolean>()
 
   constructor(host: string, port: number, events: ConnectionEvents) {

@@ -9,8 +9,8 @@
  * Closed model: `connections` connections each send their next request as soon as the previous
  * one is answered, for the duration; latency runs from the write.
  *
- * After the last arrival (or the end of the duration) the run waits up to `timeoutMs` for the
- * answers still in flight; what is left then is counted as timeouts.
+ * After the last arrival (or the end of the duration) the run goes on until the queue is sent and
+ * every request in flight is answered or past its own `timeoutMs` (a timeout).
  */
 import { Connection, type ConnectionEvents } from './connection.ts'
 import { RequestFactory, targetUrl } from './events.ts'
@@ -79,6 +79,11 @@ class Run implements ConnectionEvents {
   #next = 0
   #sending = true
   #finished = Promise.withResolvers<void>()
+  #done = false
+  /** When the last answer (of any kind) came: the stall guard after the last arrival. */
+  #lastAnswer = 0
+  /** Arrivals that were due but never sent because the run was stopped early. */
+  #abandoned = 0
   #scheduleTimer: NodeJS.Timeout | undefined
   // counts
   #sent = 0
@@ -115,15 +120,15 @@ class Run implements ConnectionEvents {
 
   async start(): Promise<RunOutcome> {
     const startedAt = new Date().toISOString()
-    const cpu = process.cpuUsage()
     if (this.#schedule) await this.#preconnect(this.#schedule)
     // Serialising a few thousand requests first lets V8 compile the hot path before the clock runs.
     for (let i = 0; i < 5000; i++) this.#lag.record(this.#factory.warm().length)
     this.#lag.reset()
+    const cpu = process.cpuUsage()
     this.#start = performance.now()
     const ticker = setInterval(() => this.#tick(), Math.max(10, Math.min(100, this.#plan.timeoutMs / 4)))
     const progress = setInterval(() => this.#progress(), 1000)
-    const abort = () => this.#stopSending()
+    const abort = () => this.#abandon()
     this.#options.signal?.addEventListener('abort', abort, { once: true })
     if (this.#schedule) {
       this.#scheduleArrivals()
@@ -132,6 +137,8 @@ class Run implements ConnectionEvents {
       this.#scheduleTimer = setTimeout(() => this.#stopSending(), this.#plan.durationMs)
     }
     await this.#finished.promise
+    // Sockets closed from here on (the ones destroyed below, late closes) belong to no request.
+    this.#done = true
     clearInterval(ticker)
     clearInterval(progress)
     clearTimeout(this.#scheduleTimer)
@@ -166,7 +173,7 @@ class Run implements ConnectionEvents {
       new Promise<null>((resolve) => setTimeout(() => resolve(null), this.#plan.timeoutMs).unref()),
     ])
     for (const [i, connection] of opened.entries())
-      if (connection.alive && ready?.[i]) this.#idle.push(connection)
+      if (connection.alive && ready?.[i]) this.#idle.push(connection) // idle since 0 on the run's clock
   }
 
   #scheduleArrivals(): void {
@@ -190,7 +197,7 @@ class Run implements ConnectionEvents {
     // How late the timer let the generator act on this arrival: its own lag, not the server's.
     this.#lag.record(Math.max(0, (this.#now() - at) * 1000))
     const connection =
-      this.#idle.pop() ?? (this.#connections.size < this.#plan.connections ? this.#open() : null)
+      this.#takeIdle() ?? (this.#connections.size < this.#plan.connections ? this.#open() : null)
     if (connection) {
       this.#send(connection, at)
       return
@@ -258,7 +265,9 @@ class Run implements ConnectionEvents {
   }
 
   answered(connection: Connection, status: number): void {
+    if (this.#done) return
     const now = this.#now()
+    this.#lastAnswer = now
     const slot = this.#slot(now)
     this.#completed++
     slot.completed++
@@ -284,6 +293,7 @@ class Run implements ConnectionEvents {
 
   closed(connection: Connection): void {
     this.#connections.delete(connection)
+    if (this.#done) return
     const idle = this.#idle.indexOf(connection)
     if (idle >= 0) this.#idle.splice(idle, 1)
     if (this.#schedule) {
@@ -303,20 +313,46 @@ class Run implements ConnectionEvents {
     connection.answeredAny = true
     if (this.#schedule) {
       if (this.#queueLength > 0) this.#send(connection, this.#dequeue())
-      else this.#idle.push(connection)
+      else this.#park(connection)
     } else {
       this.#sendClosed(connection)
     }
     this.#maybeFinish()
   }
 
+  /**
+   * No more arrivals. Queued ones are still sent as connections free up, and each request in
+   * flight has its own deadline, so the run ends when the last answer or timeout is in.
+   */
   #stopSending(): void {
     if (!this.#sending) return
     this.#sending = false
+    this.#lastAnswer = this.#now()
     clearTimeout(this.#scheduleTimer)
-    // Answers still in flight get up to the request timeout.
-    this.#scheduleTimer = setTimeout(() => this.#giveUp(), this.#plan.timeoutMs)
     this.#maybeFinish()
+  }
+
+  /** Stopped early (Ctrl-C): what is queued is not sent; what is in flight is awaited. */
+  #abandon(): void {
+    this.#abandoned += this.#queueLength
+    this.#queueHead = 0
+    this.#queueLength = 0
+    this.#stopSending()
+  }
+
+  /** An idle connection, most recently used first; one idle too long is closed instead. */
+  #takeIdle(): Connection | undefined {
+    const now = this.#now()
+    for (let connection = this.#idle.pop(); connection; connection = this.#idle.pop()) {
+      if (now - connection.idleSince < IDLE_LIMIT_MS) return connection
+      connection.destroy()
+    }
+    return undefined
+  }
+
+  #park(connection: Connection): void {
+    connection.idleSince = this.#now()
+    this.#idle.push(connection)
   }
 
   #maybeFinish(): void {
@@ -325,25 +361,40 @@ class Run implements ConnectionEvents {
     this.#finished.resolve()
   }
 
-  /** The grace period after the last arrival is over: what is in flight timed out, queued never went. */
+  /**
+   * A guard that should never fire: nothing was answered for twice the request timeout after the
+   * last arrival. What is in flight is counted as timed out now (not when its socket closes, which
+   * would be after the result), and what is queued as dropped.
+   */
   #giveUp(): void {
     while (this.#queueLength > 0) {
       this.#dropped++
       this.#slot(this.#dequeue()).errors++
     }
-    this.#expire(Number.POSITIVE_INFINITY)
+    const slot = this.#slot(this.#now())
+    for (const connection of this.#connections) {
+      if (!connection.busy) continue
+      this.#timeouts++
+      this.#completed++
+      slot.completed++
+      slot.errors++
+    }
+    this.#done = true
+    for (const connection of this.#connections) connection.destroy()
     this.#finished.resolve()
   }
 
   #tick(): void {
-    this.#expire(this.#now())
-    this.#flushSeconds(Math.floor(this.#now() / 1000))
+    const now = this.#now()
+    this.#expire(now)
+    this.#flushSeconds(Math.floor(now / 1000))
+    if (!this.#sending && now - this.#lastAnswer > 2 * this.#plan.timeoutMs) this.#giveUp()
   }
 
   /** Requests past their deadline are timeouts; their connection is dropped. */
   #expire(now: number): void {
     for (const connection of this.#connections) {
-      if (connection.busy && (connection.deadline <= now || now === Number.POSITIVE_INFINITY)) {
+      if (connection.busy && connection.deadline <= now) {
         this.#timedOut.add(connection)
         connection.destroy()
       }
@@ -442,7 +493,7 @@ class Run implements ConnectionEvents {
       plan: { ...this.#plan, headers: redacted(this.#plan.headers) },
       durationSeconds: seconds,
       requests: {
-        scheduled: this.#schedule ? this.#next : this.#sent,
+        scheduled: this.#schedule ? this.#next - this.#abandoned : this.#sent,
         sent: this.#sent,
         completed: this.#completed,
         ok: this.#ok,
@@ -476,6 +527,14 @@ class Run implements ConnectionEvents {
     }
   }
 }
+
+/**
+ * An idle connection is not reused after this long: servers close idle keep-alive connections
+ * (Node's default after 5 s; a connection that never sent a request gets a 408 when its headers
+ * timeout runs out), and a request written just as that happens would be counted against the
+ * server. HTTP clients keep their idle limit below the server's for the same reason (undici: 4 s).
+ */
+const IDLE_LIMIT_MS = 4000
 
 /** Header values that are credentials stay out of the result file. */
 function redacted(headers: Readonly<Record<string, string>>): Record<string, string> {

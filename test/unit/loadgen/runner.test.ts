@@ -167,3 +167,27 @@ test('credentials in headers stay out of the result', async (t) => {
   assert.deepEqual(result.plan.headers, { 'X-Trace': 'on', Authorization: '<redacted>' })
   assert.ok(!JSON.stringify(result).includes('secret'))
 })
+
+test('arrivals queued behind a slow connection are all sent after the last one is due, none dropped', async (t) => {
+  // The producer tool's shape: 100 requests due within 100 ms, one connection, 5 ms each: the
+  // queue takes ~500 ms to drain, longer than the request timeout, and no request takes that long.
+  const target = await server((_req, res) => setTimeout(() => res.writeHead(202).end(), 5))
+  t.after(target.close)
+  const plan = planFromFlags({ url: target.url, rate: '1000', burst: '100', workers: '1', timeout: '200ms' })
+  const { result } = await runLoad(plan)
+  assert.equal(result.requests.summary['202'], 100)
+  assert.equal(result.requests.summary.dropped, 0)
+  assert.equal(result.requests.summary.timeouts, 0)
+  assert.ok(result.latencyMs.max >= 300, `the last one waited: max ${result.latencyMs.max} ms`)
+})
+
+test('every request is accounted for: unanswered ones are timeouts in the result', async (t) => {
+  const target = await server(() => {}) // never answers
+  t.after(target.close)
+  const plan = planFromFlags({ url: target.url, rate: '100', duration: '200ms', timeout: '150ms' })
+  const { result } = await runLoad(plan)
+  assert.equal(result.requests.sent, 20)
+  assert.equal(result.requests.completed, 20)
+  assert.equal(result.requests.summary.timeouts, 20)
+  assert.equal(result.requests.errorRate, 1)
+})
