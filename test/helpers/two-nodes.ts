@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { mulberry32 } from '../../src/loadgen/events.ts'
 import { send } from './http.ts'
 import { type ServerProcess, startServerProcess } from './server-process.ts'
 import { assertExactlyOnce } from './store-check.ts'
@@ -73,21 +74,9 @@ export interface Send {
   readonly batch: boolean
 }
 
-/** A deterministic pseudo-random sequence (mulberry32), so a failing plan can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** `unique` events named `<name>-<i>`, each sent 1–3 times to random nodes, shuffled. */
 export function planSends(unique: number, name: string, seed: number, nodes = 2): Send[] {
-  const rand = random(seed)
+  const rand = mulberry32(seed) // deterministic, so a failing plan can be replayed
   const copies: { id: string; target: number; batch: boolean }[] = []
   for (let i = 0; i < unique; i++) {
     const n = 1 + Math.floor(rand() * 3)
