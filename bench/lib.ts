@@ -64,17 +64,41 @@ export async function wrk(
 }
 
 export async function startBaseline(workers = 1): Promise<{ url: string; stop: () => Promise<void> }> {
-  const proc = spawn(process.execPath, [join(BENCH_DIR, 'baseline-server.ts')], {
+  return startBenchServer([process.execPath, join(BENCH_DIR, 'baseline-server.ts')], {
+    BASELINE_WORKERS: String(workers),
+  })
+}
+
+/**
+ * Starts a bench server (baseline-server.ts, trivial-server.ts; `command` may be prefixed, e.g. by
+ * taskset) that prints `{"url": …}` on its first stdout line; `stop` sends SIGTERM and waits.
+ */
+export async function startBenchServer(
+  command: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const proc = spawn(command[0], command.slice(1), {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, BASELINE_WORKERS: String(workers) },
+    env: { ...process.env, ...env },
   })
   const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).url))
-    proc.once('exit', (code) => reject(new Error(`baseline exited ${code}`)))
+    const timer = setTimeout(
+      () => reject(new Error(`${command.join(' ')} did not start within 10 s`)),
+      10_000,
+    )
+    proc.stdout.once('data', (d: Buffer) => {
+      clearTimeout(timer)
+      resolve(JSON.parse(d.toString()).url)
+    })
+    proc.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${command.join(' ')} exited ${code}`))
+    })
   })
   return {
     url,
     stop: async () => {
+      if (proc.exitCode !== null) return
       proc.kill('SIGTERM')
       await new Promise((r) => proc.once('exit', r))
     },

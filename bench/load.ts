@@ -20,13 +20,21 @@ import { execFile, execFileSync, spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
 import { parseArgs } from '../src/cli/args.ts'
 import type { LoadResult } from '../src/loadgen/types.ts'
 import type { ServerProcess } from '../test/helpers/server-process.ts'
 import { storedEventCounts } from '../test/helpers/store-check.ts'
-import { BENCH_DIR, ensureWrk, machine, round, startBaseline, startSpillway, stopGracefully } from './lib.ts'
+import {
+  BENCH_DIR,
+  ensureWrk,
+  machine,
+  round,
+  startBaseline,
+  startBenchServer,
+  startSpillway,
+  stopGracefully,
+} from './lib.ts'
 
 const run = promisify(execFile)
 const ROOT = join(BENCH_DIR, '..')
@@ -147,28 +155,8 @@ interface CeilingRound {
   readonly cpuPercent: number
 }
 
-async function startTrivial(pin: (cpu: number, command: string[]) => string[]) {
-  const command = pin(1, [NODE, join(BENCH_DIR, 'trivial-server.ts')])
-  const proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the trivial server did not start within 10 s')), 10_000)
-    createInterface({ input: proc.stdout }).once('line', (line) => {
-      clearTimeout(timer)
-      resolve(JSON.parse(line).url)
-    })
-    proc.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`the trivial server exited ${code}`))
-    })
-  })
-  return {
-    url,
-    stop: async () => {
-      if (proc.exitCode !== null) return
-      proc.kill('SIGTERM')
-      await new Promise((r) => proc.once('exit', r))
-    },
-  }
+function startTrivial(pin: (cpu: number, command: string[]) => string[]) {
+  return startBenchServer(pin(1, [NODE, join(BENCH_DIR, 'trivial-server.ts')]))
 }
 
 async function generatorCeiling(seconds: number) {
