@@ -16,7 +16,7 @@ import { Connection, type ConnectionEvents } from './connection.ts'
 import { RequestFactory, targetUrl } from './events.ts'
 import { Histogram } from './histogram.ts'
 import { ArrivalSchedule } from './schedule.ts'
-import { evaluate, parseThresholds } from './thresholds.ts'
+import { evaluate, parseThresholds, type Threshold } from './thresholds.ts'
 import type { LoadPlan, LoadResult, StatusSummary, TimelinePoint } from './types.ts'
 
 /** What the live progress line shows, once a second. */
@@ -47,12 +47,12 @@ export interface RunOutcome {
 }
 
 export async function runLoad(plan: LoadPlan, options: RunOptions = {}): Promise<RunOutcome> {
-  parseThresholds(plan.thresholds) // a bad threshold is refused before the run, not after it
+  const thresholds = parseThresholds(plan.thresholds) // a bad one is refused before the run, not after it
   const url = targetUrl(plan.url, plan.payload.batch)
   const factory = new RequestFactory(url, plan.payload, plan.headers, options.seed)
   const schedule =
     plan.model === 'open' ? new ArrivalSchedule(plan.startRate, plan.stages, plan.maxRequests) : null
-  const run = new Run(plan, url, factory, schedule, options)
+  const run = new Run(plan, thresholds, url, factory, schedule, options)
   return run.start()
 }
 
@@ -63,6 +63,9 @@ class Run implements ConnectionEvents {
   readonly #factory: RequestFactory
   readonly #schedule: ArrivalSchedule | null
   readonly #options: RunOptions
+  readonly #thresholds: readonly Threshold[]
+  /** Requests written and not yet answered, timed out or failed. */
+  #inFlight = 0
   readonly #latency = new Histogram()
   readonly #second = new Histogram({ significantDigits: 2 })
   readonly #lag = new Histogram()
@@ -104,6 +107,7 @@ class Run implements ConnectionEvents {
 
   constructor(
     plan: LoadPlan,
+    thresholds: readonly Threshold[],
     url: URL,
     factory: RequestFactory,
     schedule: ArrivalSchedule | null,
@@ -115,6 +119,7 @@ class Run implements ConnectionEvents {
     this.#factory = factory
     this.#schedule = schedule
     this.#options = options
+    this.#thresholds = thresholds
     this.#queue = new Float64Array(Math.max(16, Math.min(plan.maxQueued, 1 << 16)))
   }
 
@@ -258,6 +263,7 @@ class Run implements ConnectionEvents {
     connection.deadline = now + this.#plan.timeoutMs
     connection.events = request.events
     this.#sent++
+    this.#inFlight++
     this.#events += request.events
     this.#duplicates += request.duplicates
     this.#slot(now).sent++
@@ -266,6 +272,7 @@ class Run implements ConnectionEvents {
 
   answered(connection: Connection, status: number): void {
     if (this.#done) return
+    this.#inFlight--
     const now = this.#now()
     this.#lastAnswer = now
     const slot = this.#slot(now)
@@ -357,7 +364,7 @@ class Run implements ConnectionEvents {
 
   #maybeFinish(): void {
     if (this.#sending || this.#queueLength > 0) return
-    for (const connection of this.#connections) if (connection.busy) return
+    if (this.#inFlight > 0) return
     this.#finished.resolve()
   }
 
@@ -459,7 +466,7 @@ class Run implements ConnectionEvents {
       summary: this.#summary(),
       ok: this.#ok,
       p99Ms: this.#points.at(-1)?.p99Ms ?? (h.count > 0 ? h.valueAtPercentile(99) / 1000 : null),
-      inFlight: [...this.#connections].filter((c) => c.busy).length,
+      inFlight: this.#inFlight,
       queued: this.#queueLength,
     })
     this.#lastProgressCompleted = this.#completed
@@ -484,7 +491,7 @@ class Run implements ConnectionEvents {
       errorRate,
       ...throughput,
     }
-    const outcomes = parseThresholds(this.#plan.thresholds).map((t) => evaluate(t, measured))
+    const outcomes = this.#thresholds.map((t) => evaluate(t, measured))
     const timeline = this.#points.map((point, i) => ({ ...point, ...this.#timeline[i] }))
     return {
       tool: 'spillway load',
