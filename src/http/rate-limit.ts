@@ -12,6 +12,13 @@
  * bucket — a Redis outage must not turn into refused traffic — logs it once each way, and goes
  * back to the shared buckets when Redis answers again.
  *
+ * A Redis known to be down is not asked again on the request path: a hung Redis would otherwise
+ * cost every request a whole `redisTimeoutMs`. Requests use the local bucket while one background
+ * probe at a time (PING) asks Redis again after a capped exponential backoff with jitter.
+ *
+ * Buckets are per API key label, else per client: an IPv4 address, or an IPv6 /64 (one host
+ * usually holds a whole /64, so per-address buckets would not limit it; see `clientBucket`).
+ *
  * Local buckets are kept for at most MAX_LOCAL_BUCKETS clients (the least recently seen go first),
  * so a flood of client IPs cannot grow memory without bound.
  */
@@ -36,10 +43,40 @@ export interface RateLimiterOptions {
   readonly redisUrl?: string
   readonly redisPrefix?: string
   readonly redisTimeoutMs?: number
+  /** First wait before probing a Redis found down (default 250 ms); doubles up to `probeMaxMs`. */
+  readonly probeMinMs?: number
+  /** Longest wait between probes of a Redis found down (default 5 s). */
+  readonly probeMaxMs?: number
   readonly logger?: Logger
 }
 
 export const MAX_LOCAL_BUCKETS = 100_000
+
+/**
+ * The bucket of a client address: an IPv4 address as it is, an IPv6 address as its /64
+ * (`2001:db8:1:2::/64`), an IPv4-mapped IPv6 address as the IPv4 one. Anything else (a proxy's
+ * odd X-Forwarded-For) as it is.
+ */
+export function clientBucket(ip: string): string {
+  if (!ip.includes(':')) return ip
+  let address = ip.toLowerCase()
+  const zone = address.indexOf('%')
+  if (zone >= 0) address = address.slice(0, zone)
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7)
+  const halves = address.split('::')
+  if (halves.length > 2) return ip
+  const head = halves[0] === '' ? [] : halves[0].split(':')
+  let groups = head
+  if (halves.length === 2) {
+    const tail = halves[1] === '' ? [] : halves[1].split(':')
+    // A trailing dotted IPv4 part stands for two groups.
+    const tailGroups = tail.length + (tail.at(-1)?.includes('.') ? 1 : 0)
+    groups = [...head, ...new Array(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail]
+  }
+  const prefix = groups.slice(0, 4)
+  if (prefix.length < 4 || prefix.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return ip
+  return `${prefix.map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`
+}
 
 /** A token bucket's state after taking (or failing to take) one token at `nowMs`. */
 export function takeToken(
@@ -102,7 +139,12 @@ export class RateLimiter implements TokenSource {
   readonly #prefix: string
   readonly #ttl: number
   readonly #logger: Logger | undefined
+  readonly #probeMinMs: number
+  readonly #probeMaxMs: number
   #redisDown = false
+  #probeDelayMs = 0
+  #probeTimer: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor(options: RateLimiterOptions) {
     this.#rate = options.rate
@@ -111,6 +153,8 @@ export class RateLimiter implements TokenSource {
     // A bucket idle this long is full again: Redis may forget it.
     this.#ttl = Math.max(1, Math.ceil(this.#burst / this.#rate) + 1)
     this.#logger = options.logger
+    this.#probeMinMs = options.probeMinMs ?? 250
+    this.#probeMaxMs = Math.max(this.#probeMinMs, options.probeMaxMs ?? 5000)
     if (options.redisUrl) {
       const timeout = options.redisTimeoutMs ?? 200
       const client = new Redis(options.redisUrl, {
@@ -130,9 +174,14 @@ export class RateLimiter implements TokenSource {
     return this.#redis !== undefined
   }
 
+  /** Whether Redis is known to be down (requests decide locally until a probe finds it back). */
+  get redisDown(): boolean {
+    return this.#redisDown
+  }
+
   /** Takes one token from `client`'s bucket. */
   async take(client: string): Promise<RateDecision> {
-    if (this.#redis) {
+    if (this.#redis && !this.#redisDown) {
       try {
         const [allowed, milli] = await this.#redis.spillwayTakeToken(
           this.#prefix + client,
@@ -140,19 +189,42 @@ export class RateLimiter implements TokenSource {
           this.#burst,
           this.#ttl,
         )
-        if (this.#redisDown) {
-          this.#redisDown = false
-          this.#logger?.info('RateLimitSharedRecovered')
-        }
         return decide(allowed === 1, milli / 1000, this.#rate, this.#burst)
       } catch (error) {
-        if (!this.#redisDown) {
-          this.#redisDown = true
-          this.#logger?.warn({ err: error }, 'RateLimitSharedUnavailable')
-        }
+        this.#markDown(error)
       }
     }
     return this.#takeLocal(client, Date.now())
+  }
+
+  #markDown(error: unknown): void {
+    // Requests in flight when Redis went away all land here: one log line, one probe loop.
+    if (this.#redisDown || this.#closed) return
+    this.#redisDown = true
+    this.#probeDelayMs = this.#probeMinMs
+    this.#logger?.warn({ err: error, probeInMs: this.#probeDelayMs }, 'RateLimitSharedUnavailable')
+    this.#scheduleProbe()
+  }
+
+  #scheduleProbe(): void {
+    // ±20 % jitter, so nodes that lost the same Redis do not all come back at the same instant.
+    const delay = Math.round(this.#probeDelayMs * (0.8 + 0.4 * Math.random()))
+    this.#probeTimer = setTimeout(() => void this.#probe(), delay)
+    this.#probeTimer.unref()
+  }
+
+  async #probe(): Promise<void> {
+    this.#probeTimer = undefined
+    if (this.#closed) return
+    try {
+      await this.#redis!.ping()
+      this.#redisDown = false
+      this.#logger?.info('RateLimitSharedRecovered')
+    } catch {
+      if (this.#closed) return
+      this.#probeDelayMs = Math.min(this.#probeMaxMs, this.#probeDelayMs * 2)
+      this.#scheduleProbe()
+    }
   }
 
   #takeLocal(client: string, nowMs: number): RateDecision {
@@ -170,6 +242,8 @@ export class RateLimiter implements TokenSource {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#probeTimer)
     this.#redis?.disconnect()
   }
 }

@@ -3,6 +3,8 @@
  * Redis outage, during which each node limits on its own instead of refusing traffic.
  */
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { digestOf } from '../../src/http/auth.ts'
@@ -70,6 +72,53 @@ test('Redis down: each node limits on its own, and shares again once Redis is ba
     const answer = await post(`r${i}`)
     assert.ok([202, 429].includes(answer.status), `status ${answer.status}`)
     shared = await admin.exists('rl2:ratelimit:shared')
+    if (shared === 0) await new Promise((r) => setTimeout(r, 200))
+  }
+  assert.equal(shared, 1, 'the bucket is in Redis again')
+})
+
+test('a hung Redis (SIGSTOP): after the first timeout, requests are decided locally and fast; shared again once it resumes', async (t) => {
+  const options = {
+    apiKeys,
+    rateLimitPerSecond: 1000,
+    rateLimitBurst: 1000,
+    redisUrl: redis.url,
+    redisKeyPrefix: 'rl3:',
+    redisTimeoutMs: 1000,
+  }
+  const server = await startTestServer(t, options)
+  const post = (id: string) => postJson(`${server.url}/events`, event(id), { 'x-api-key': 'key-s' })
+  assert.equal((await post('h0')).status, 202)
+  const pid = Number((await readFile(join(redis.dir, 'redis.pid'), 'utf8')).trim())
+  process.kill(pid, 'SIGSTOP')
+  let resumed = false
+  const resume = () => {
+    if (!resumed) process.kill(pid, 'SIGCONT')
+    resumed = true
+  }
+  t.after(resume)
+  // Redis hangs for 4 s: the first request finds out (one redisTimeoutMs), the rest must not wait.
+  const durations: number[] = []
+  const until = Date.now() + 4000
+  for (let i = 0; Date.now() < until; i++) {
+    const started = performance.now()
+    const answer = await post(`h${i + 1}`)
+    durations.push(performance.now() - started)
+    assert.equal(answer.status, 202)
+  }
+  resume()
+  assert.ok(durations[0] < 1000 + 800, `the first request waits one timeout at most (${durations[0]} ms)`)
+  const slow = durations.slice(1).filter((ms) => ms >= 200)
+  assert.deepEqual(slow, [], `every later request answers in < 200 ms (of ${durations.length})`)
+  assert.ok(durations.length > 20, `requests kept flowing: ${durations.length} in 4 s`)
+
+  // Once Redis answers again, a background probe finds it and the shared bucket is used again.
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  let shared = 0
+  for (let i = 0; i < 50 && shared === 0; i++) {
+    await post(`hr${i}`)
+    shared = await admin.exists('rl3:ratelimit:shared')
     if (shared === 0) await new Promise((r) => setTimeout(r, 200))
   }
   assert.equal(shared, 1, 'the bucket is in Redis again')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { MAX_LOCAL_BUCKETS, RateLimiter, takeToken } from '../../../src/http/rate-limit.ts'
+import { clientBucket, MAX_LOCAL_BUCKETS, RateLimiter, takeToken } from '../../../src/http/rate-limit.ts'
 
 test('a token bucket: burst at once, then the rate; Retry-After is the wait for one token', () => {
   let bucket: { tokens: number; atMs: number } | undefined
@@ -34,4 +34,16 @@ test('local buckets are per client, and bounded: the least recently seen client 
   for (let i = 0; i < MAX_LOCAL_BUCKETS + 10; i++) await limiter.take(`ip-${i}`)
   assert.equal(limiter.localBuckets, MAX_LOCAL_BUCKETS)
   assert.equal((await limiter.take('a')).allowed, true, '"a" was evicted: a new, full bucket')
+})
+
+test('client buckets: an IPv4 address each, an IPv6 /64 each, IPv4-mapped IPv6 as IPv4', () => {
+  assert.equal(clientBucket('203.0.113.7'), '203.0.113.7')
+  assert.equal(clientBucket('2001:db8:1:2::1'), '2001:db8:1:2::/64')
+  assert.equal(clientBucket('2001:0DB8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64')
+  assert.equal(clientBucket('2001:db8::1'), '2001:db8:0:0::/64')
+  assert.equal(clientBucket('::1'), '0:0:0:0::/64')
+  assert.equal(clientBucket('fe80::1%eth0'), 'fe80:0:0:0::/64')
+  assert.equal(clientBucket('::ffff:198.51.100.4'), '198.51.100.4')
+  assert.equal(clientBucket('64:ff9b::198.51.100.4'), '64:ff9b:0:0::/64')
+  assert.equal(clientBucket('not:an:address::x::y'), 'not:an:address::x::y')
 })
