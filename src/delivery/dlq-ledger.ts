@@ -13,7 +13,7 @@
  * whole request was refused, e.g. too large) leaves the line pending. The last record of an id
  * wins. Records are fdatasync'd before the next request is sent.
  *
- * One replay at a time: `replayed/LOCK` holds the pid of the running replay.
+ * One replay at a time: the running replay holds the kernel lock of `replayed/LOCK` (wal/lock.ts).
  */
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open, readFile } from 'node:fs/promises'

@@ -3,7 +3,7 @@
  * what is recorded, and that a line is never sent twice.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +14,7 @@ import { deadLetterStates } from '../../../src/delivery/dlq-ledger.ts'
 import { replayDeadLetters, replayLine } from '../../../src/delivery/dlq-replay.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
 import type { RunningServer } from '../../../src/server.ts'
+import { lockDirectory } from '../../../src/wal/lock.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
 
 const now = Math.floor(Date.now() / 1000)
@@ -376,10 +377,11 @@ test('a second replay of the same store is refused while one runs', async (t) =>
   const { dataDir, dir } = await scope(t)
   await writeEntries(dataDir, [{ at: 1, sink: 'duckdb', reason: 'r', event: normalized('l1') }])
   await mkdir(join(dir, 'replayed'), { recursive: true })
-  // A live process (this one's parent) holds the lock.
-  await writeFile(join(dir, 'replayed', 'LOCK'), `${process.ppid}\n`)
+  // The running replay's lock (a kernel lock: a second one is refused in the same process too).
+  const running = lockDirectory(join(dir, 'replayed'))
+  t.after(() => running.release())
   await assert.rejects(
     replayDeadLetters({ dir, url: 'http://127.0.0.1:1' }),
-    new RegExp(`another dlq replay \\(process ${process.ppid}\\) is running`),
+    new RegExp(`another dlq replay \\(process ${process.pid}\\) is running`),
   )
 })
