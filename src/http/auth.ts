@@ -7,7 +7,13 @@
  *
  * The file is re-read when its modification time or size changes (looked at most once a second,
  * on the request path: one `stat`), so keys are added and revoked without a restart. A file that
- * cannot be read or parsed keeps the keys it had last and logs why; at start it is an error.
+ * cannot be read or parsed, or holds no entry at all (a writer that truncated it and has not
+ * written yet), keeps the keys it had last and logs why; at start an unreadable or unparsable file
+ * is an error. A file changed in the last second whose last line has no newline may be half
+ * written (`alice:<hash>` of `alice:<hash>:revoked`): it is read again at the next look.
+ *
+ * When several entries match a key, a revoked one wins: appending `alice:<hash>:revoked` revokes
+ * alice's key wherever else it is listed.
  *
  * Answers: no key → 401 "missing API key"; a key no entry matches → 401 "API key not recognised";
  * a key whose entry says `revoked` → 401 naming the label. Every 401 carries
@@ -107,8 +113,8 @@ export class ApiKeys {
     const digest = digestOf(presented)
     let found: ApiKeyEntry | undefined
     // Every entry is compared, match or not: no early exit.
-    for (const entry of this.#inline) if (timingSafeEqual(entry.digest, digest)) found ??= entry
-    for (const entry of this.#fromFile) if (timingSafeEqual(entry.digest, digest)) found ??= entry
+    for (const entry of this.#inline) found = matching(entry, digest, found)
+    for (const entry of this.#fromFile) found = matching(entry, digest, found)
     if (!found) throw spillwayError('SPW_ERR_AUTH_INVALID', 'API key not recognised')
     if (found.revoked) throw spillwayError('SPW_ERR_AUTH_INVALID', `API key "${found.label}" was revoked`)
     return found.label
@@ -128,7 +134,16 @@ export class ApiKeys {
       const stat = statSync(this.#file)
       version = `${stat.mtimeMs}:${stat.size}`
       if (version === this.#fileVersion) return
-      this.#fromFile = parseApiKeyEntries(readFileSync(this.#file, 'utf8'), this.#file)
+      const text = readFileSync(this.#file, 'utf8')
+      if (!atStart && text !== '' && !text.endsWith('\n') && Date.now() - stat.mtimeMs < RELOAD_CHECK_MS)
+        return
+      const entries = parseApiKeyEntries(text, this.#file)
+      if (entries.length === 0 && !atStart) {
+        throw new Error(
+          `has no entries (${text.trim() === '' ? 'empty' : 'comments only'}); keeping the ${this.#fromFile.length} keys read last — to revoke a key, end its line with :revoked`,
+        )
+      }
+      this.#fromFile = entries
       this.#fileVersion = version
       if (!atStart) this.#logger?.info({ file: this.#file, keys: this.#fromFile.length }, 'ApiKeysReloaded')
     } catch (error) {
@@ -141,7 +156,21 @@ export class ApiKeys {
       // Logged once per change of the file; the keys read last stay in force meanwhile.
       if (version === this.#fileVersion) return
       this.#fileVersion = version
-      this.#logger?.warn({ file: this.#file, err: error }, 'ApiKeysReloadFailed')
+      this.#logger?.warn(
+        { file: this.#file, reason: (error as Error).message, keptKeys: this.#fromFile.length },
+        'ApiKeysReloadFailed',
+      )
     }
   }
+}
+
+/** The entry that decides for `digest` so far: the first match, unless a later match is revoked. */
+function matching(
+  entry: ApiKeyEntry,
+  digest: Buffer,
+  found: ApiKeyEntry | undefined,
+): ApiKeyEntry | undefined {
+  // Compared whatever `found` is: no early exit.
+  if (!timingSafeEqual(entry.digest, digest)) return found
+  return found === undefined || (entry.revoked && !found.revoked) ? entry : found
 }

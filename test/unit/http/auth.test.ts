@@ -86,3 +86,58 @@ test('the keys file is re-read when it changes: a key added, then revoked, witho
     /apiKeysFile .*missing\.txt/,
   )
 })
+
+test('a revoked entry wins over an earlier entry of the same key, inline or in the file', async (t) => {
+  const keys = new ApiKeys({ inline: `${entry('alice', 'k-a')},${entry('alice', 'k-a', true)}`, file: '' })
+  assert.throws(() => keys.authenticate('k-a'), /"alice" was revoked/)
+
+  const dir = await mkdtemp(join(tmpdir(), 'spillway-keys-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'keys.txt')
+  await writeFile(file, `${entry('bob', 'k-b')}\n`)
+  const both = new ApiKeys({ inline: entry('bob', 'k-b'), file })
+  assert.equal(both.authenticate('k-b'), 'bob')
+  // The usual revocation: a line appended to the file while the inline entry stays.
+  await writeFile(file, `${entry('bob', 'k-b')}\n${entry('bob', 'k-b', true)}\n`)
+  await utimes(file, new Date(), new Date(Date.now() + 5000))
+  await sleep(1100)
+  assert.throws(() => both.authenticate('k-b'), /"bob" was revoked/)
+})
+
+test('an empty, comment-only or half-written keys file keeps the keys read last, and says why', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'spillway-keys-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'keys.txt')
+  await writeFile(file, `${entry('carol', 'k-c')}\n${entry('dave', 'k-d')}\n`)
+  const logged: string[] = []
+  const logger = { info: () => {}, warn: (_o: unknown, msg: string) => logged.push(msg) }
+  const keys = new ApiKeys({ inline: '', file, logger: logger as never })
+  assert.equal(keys.authenticate('k-c'), 'carol')
+  let bump = 5000
+  const rewrite = async (text: string) => {
+    await writeFile(file, text)
+    bump += 5000
+    await utimes(file, new Date(), new Date(Date.now() + bump))
+    await sleep(1100)
+  }
+
+  await rewrite('')
+  assert.equal(
+    keys.authenticate('k-c'),
+    'carol',
+    'an empty file (a writer that truncated it) revokes nothing',
+  )
+  await rewrite('# being rewritten\n')
+  assert.equal(keys.authenticate('k-d'), 'dave', 'a file with no entries revokes nothing')
+  await rewrite(`${entry('carol', 'k-c')}\n${entry('dave', 'k-d').slice(0, 30)}\n`)
+  assert.equal(keys.authenticate('k-d'), 'dave', 'a line cut short keeps the previous keys')
+  assert.deepEqual(logged, ['ApiKeysReloadFailed', 'ApiKeysReloadFailed', 'ApiKeysReloadFailed'])
+
+  await rewrite(`${entry('carol', 'k-c')}\n${entry('erin', 'k-e', true)}\n`)
+  assert.throws(() => keys.authenticate('k-d'), /not recognised/, 'a complete file still removes a key')
+  assert.throws(() => keys.authenticate('k-e'), /"erin" was revoked/)
+  // Caught mid-write: `erin:<hash>` of `erin:<hash>:revoked`, no newline yet, just written.
+  await sleep(1100)
+  await writeFile(file, `${entry('carol', 'k-c')}\n${entry('erin', 'k-e')}`)
+  assert.throws(() => keys.authenticate('k-e'), /"erin" was revoked/, 'a fresh unterminated line waits')
+})
