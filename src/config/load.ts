@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { spillwayError } from '../errors.ts'
+import { maskUrls } from './mask.ts'
 import { type Config, OPTIONS, type OptionName, type OptionSpec } from './schema.ts'
 
 export interface ConfigSources {
@@ -143,7 +144,7 @@ function coerce(spec: OptionSpec, value: unknown): Coerced {
     case 'string': {
       if (typeof value !== 'string') return { problem: `expected a string, got ${JSON.stringify(value)}` }
       if (spec.pattern && !new RegExp(spec.pattern.source).test(value)) {
-        return { problem: `expected ${spec.pattern.means}, got ${JSON.stringify(value)}` }
+        return { problem: `expected ${spec.pattern.means}, got ${JSON.stringify(maskUrls(value))}` }
       }
       return value
     }

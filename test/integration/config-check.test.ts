@@ -83,3 +83,47 @@ test('bad files: exit 2 with every problem named, before anything starts', async
     assert.match(result.stderr, expected, name)
   }
 })
+
+test('every secret-bearing option is masked: passwords in URLs (empty user, @ and / in them), tokens in query strings, secret options', async (t) => {
+  const secret = 'S3cret'
+  const result = await check(
+    t,
+    'secrets.yaml',
+    [
+      'sinks: [clickhouse, nats, http, duckdb]',
+      `clickhouseUrl: "http://app:${secret}@pw/x@127.0.0.1:8123"`,
+      `redisUrl: "redis://:${secret}Pass@127.0.0.1:6379/0"`,
+      `natsUrl: "nats://a:${secret}1@127.0.0.1:4222, nats://b:${secret}2@127.0.0.1:4223"`,
+      `httpSinkUrl: "https://hooks.example.com/in?owner=ops@example.com&token=${secret}3&Signature=${secret}4#f"`,
+      `kafkaPassword: "${secret}6"`,
+      `clickhousePassword: "${secret}7"`,
+      `httpSinkHeaders: "Authorization: Bearer ${secret}8"`,
+    ].join('\n'),
+  )
+  assert.equal(result.code, 0, result.stderr)
+  const config = result.config!
+  assert.ok(!JSON.stringify(config).includes(secret), JSON.stringify(config, null, 1))
+  assert.equal(config['clickhouseUrl'], 'http://app:***@127.0.0.1:8123')
+  assert.equal(config['redisUrl'], 'redis://:***@127.0.0.1:6379/0')
+  assert.equal(config['natsUrl'], 'nats://a:***@127.0.0.1:4222, nats://b:***@127.0.0.1:4223')
+  assert.equal(
+    config['httpSinkUrl'],
+    'https://hooks.example.com/in?owner=ops@example.com&token=***&Signature=***#f',
+  )
+  for (const name of ['kafkaPassword', 'clickhousePassword', 'httpSinkHeaders'])
+    assert.equal(config[name], '(set)', name)
+})
+
+test('a URL a sink refuses is named without its password', async (t) => {
+  const cases: [string, string][] = [
+    ['http.yaml', 'sinks: [http]\nhttpSinkUrl: "https://u:S3cret x@host/in"\n'],
+    ['ch.yaml', 'sinks: [clickhouse]\nclickhouseUrl: "http://u:S3/cret@[bad/"\n'],
+    ['nats.yaml', 'sinks: [nats]\nnatsUrl: "nats://u:S3/cret@[bad"\n'],
+    ['kafka.yaml', 'sinks: [kafka]\nkafkaBrokers: "user:S3cret@127.0.0.1:9092"\n'],
+  ]
+  for (const [name, text] of cases) {
+    const result = await check(t, name, text)
+    assert.equal(result.code, 2, `${name}: ${result.stderr}`)
+    assert.doesNotMatch(result.stderr, /S3/, name)
+  }
+})

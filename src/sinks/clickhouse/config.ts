@@ -3,6 +3,7 @@
  * (`clickhouseUrl`, `clickhouseDatabase`, `clickhouseTable`, `clickhouseUser`,
  * `clickhousePassword`, `clickhouseBatchRows`, `clickhouseBatchBytes`).
  */
+import { maskUrl } from '../../config/mask.ts'
 import type { Config } from '../../config/schema.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Logger } from '../../telemetry/logger.ts'
@@ -50,7 +51,7 @@ export function clickhouseSinkOptions(config: Config, name: string, logger?: Log
   } catch {
     throw spillwayError(
       'SPW_ERR_CONFIG_INVALID',
-      `option clickhouseUrl: not a URL: ${JSON.stringify(config.clickhouseUrl.replace(/\/\/[^@/]*@/, '//…@'))}`,
+      `option clickhouseUrl: not a URL: ${JSON.stringify(maskUrl(config.clickhouseUrl))}`,
     )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

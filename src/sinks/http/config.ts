@@ -2,6 +2,7 @@
  * Options of the `http` sink and how they come out of the server's configuration
  * (`httpSinkUrl`, `httpSinkTimeoutMs`, `httpSinkHeaders`, `httpSinkGzip`).
  */
+import { maskUrl } from '../../config/mask.ts'
 import type { Config } from '../../config/schema.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Logger } from '../../telemetry/logger.ts'
@@ -52,7 +53,10 @@ export function checkUrl(text: string): string {
   try {
     url = new URL(text)
   } catch {
-    throw spillwayError('SPW_ERR_CONFIG_INVALID', `option httpSinkUrl: not a URL: ${JSON.stringify(text)}`)
+    throw spillwayError(
+      'SPW_ERR_CONFIG_INVALID',
+      `option httpSinkUrl: not a URL: ${JSON.stringify(maskUrl(text))}`,
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw spillwayError(

@@ -6,6 +6,7 @@
  * `kafkaTls`, `kafkaTlsCaFile`). A bad value fails at start, naming the option.
  */
 import { readFileSync } from 'node:fs'
+import { maskUrl } from '../../config/mask.ts'
 import type { Config } from '../../config/schema.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Logger } from '../../telemetry/logger.ts'
@@ -78,7 +79,7 @@ export function kafkaConnection(config: Config, who: string): KafkaConnection {
     if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) {
       throw spillwayError(
         'SPW_ERR_CONFIG_INVALID',
-        `option kafkaBrokers: expected host:port, got ${JSON.stringify(broker)}`,
+        `option kafkaBrokers: expected host:port, got ${JSON.stringify(maskUrl(broker))}`,
       )
     }
   }

@@ -7,6 +7,7 @@
  * credentials as options, not inside the server list, so they are lifted out here (`user:pass@`
  * → user and password, a lone `token@` → token) and never appear in logs or errors.
  */
+import { maskUrl } from '../../config/mask.ts'
 import type { Config } from '../../config/schema.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Logger } from '../../telemetry/logger.ts'
@@ -86,7 +87,7 @@ export function parseNatsUrl(text: string): Pick<NatsStreamOptions, 'servers' | 
     } catch {
       throw spillwayError(
         'SPW_ERR_CONFIG_INVALID',
-        `option natsUrl: not a server address: ${JSON.stringify(trimmed.replace(/\/\/[^@/]*@/, '//…@'))}`,
+        `option natsUrl: not a server address: ${JSON.stringify(maskUrl(trimmed))}`,
       )
     }
     if (url.protocol !== 'nats:' && url.protocol !== 'tls:') {
