@@ -151,6 +151,8 @@ export async function openApi(options: ApiOptions): Promise<Api> {
     ...(options.limiter && { limiter: options.limiter }),
     readiness: async () => {
       if (!open) return { ok: false, error: 'shutting down' }
+      const walFailure = await walWriteFailure(wal)
+      if (walFailure) return { ok: false, error: walFailure.error, details: { wal: walFailure } }
       const overload = admission.overload()
       if (overload) {
         const { bound, value, limit, retryAfterSeconds } = overload
@@ -184,14 +186,35 @@ export async function openApi(options: ApiOptions): Promise<Api> {
  */
 export async function pipelineReadiness(pipeline: Pipeline, config: Config): Promise<Readiness> {
   const sinks = await pipeline.delivery.ready()
+  // The node's WAL: under `--workers N` the merger writes it, so the API's own check misses it.
+  const walFailure = await walWriteFailure(pipeline.wal)
   const details: Record<string, unknown> = {
-    wal: { ok: true, backlogBytes: pipeline.backlogBytes(), limitBytes: config.maxWalBacklogBytes },
+    wal: {
+      ok: true,
+      backlogBytes: pipeline.backlogBytes(),
+      limitBytes: config.maxWalBacklogBytes,
+      ...walFailure,
+    },
     sinks: sinks.sinks,
     ...(sinks.dedup && { dedup: sinks.dedup }),
   }
-  if (sinks.ok) return { ok: true, details }
+  if (sinks.ok && !walFailure) return { ok: true, details }
   const failing = Object.entries(sinks.sinks)
     .filter(([, s]) => !s.ok)
     .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
+  if (walFailure) failing.unshift(walFailure.error)
   return { ok: false, error: failing.join('; '), details }
+}
+
+/** A WAL whose writes fail (ENOSPC, EIO…) as /ready shows it; undefined while writes work. */
+async function walWriteFailure(
+  wal: WalWriter,
+): Promise<{ ok: false; error: string; failingSince: string } | undefined> {
+  const failure = await wal.writeFailure()
+  if (!failure) return undefined
+  return {
+    ok: false,
+    error: `WAL writes failing: ${failure.reason}`,
+    failingSince: new Date(failure.at).toISOString(),
+  }
 }

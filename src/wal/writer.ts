@@ -17,10 +17,12 @@
  * Failure: if the write or the fsync fails (ENOSPC, EIO…), every unanswered append of the group is
  * rejected with SPW_ERR_WAL_IO (retryable) and the segment is cut back to the last durable end, so
  * a partial group never stays in the log. The writer stays usable: the next group retries,
- * starting with the repair if that failed too.
+ * starting with the repair if that failed too. Until a write succeeds again, `writeFailure()` says
+ * why (for /ready, so a load balancer stops sending to a node whose disk is full).
  */
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { getSystemErrorMessage } from 'node:util'
 import { type ErrorCode, spillwayError } from '../errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { Group, SlabPool } from './group.ts'
@@ -51,7 +53,20 @@ export interface WalWriterStats {
   readonly lastGroupRecords: number
 }
 
+/** Why WAL writes fail: the last failed group's error, while none has succeeded since. */
+export interface WalWriteFailure {
+  /** e.g. "no space left on device (ENOSPC)" */
+  readonly reason: string
+  readonly code: string | undefined
+  readonly phase: 'write' | 'fdatasync'
+  /** Date.now() of the failure. */
+  readonly at: number
+}
+
 const DURABLE: AppendOptions = { durable: true }
+/** While writes fail, a probe write (see writeFailure) runs at most this often. */
+const PROBE_INTERVAL_MS = 1000
+const PROBE_FILE = '.write-probe'
 
 export class WalWriter {
   readonly #options: WalOptions
@@ -89,6 +104,10 @@ export class WalWriter {
   #failedGroups = 0
   #rotations = 0
   #lastGroupRecords = 0
+  #failure: WalWriteFailure | undefined
+  #failedBytes = 0
+  #probing: Promise<void> | undefined
+  #probedAt = 0
 
   /** `io` is a seam for tests (fault injection, fsync counting); production uses the default. */
   constructor(options: WalOptions, state: WalSharedState, logger?: Logger, io: WalIo = nodeWalIo) {
@@ -213,6 +232,43 @@ export class WalWriter {
     return run
   }
 
+  /**
+   * Undefined while writes work; else why the last group failed, until a group succeeds. A node
+   * that /ready takes out of rotation gets no appends that could show the disk is back, so while
+   * failing this probes (at most once a second): a file as large as the failed group (4 KiB to
+   * 1 MiB) is written and fdatasync'd beside the segments, then deleted; if that works the failure
+   * is cleared (a later failing group sets it again).
+   */
+  async writeFailure(): Promise<WalWriteFailure | undefined> {
+    const failure = this.#failure
+    if (!failure || this.#closed) return failure
+    if (!this.#probing && Date.now() - this.#probedAt >= PROBE_INTERVAL_MS) {
+      this.#probing = this.#probe(failure).finally(() => {
+        this.#probedAt = Date.now()
+        this.#probing = undefined
+      })
+    }
+    await this.#probing
+    return this.#failure
+  }
+
+  async #probe(failure: WalWriteFailure): Promise<void> {
+    const path = join(this.#options.dir, PROBE_FILE)
+    const size = Math.min(1024 * 1024, Math.max(4096, this.#failedBytes))
+    let file: FileHandle | undefined
+    try {
+      file = await this.#io.open(path, 'w')
+      if ((await this.#io.writev(file, [Buffer.alloc(size)], 0)) < size) return
+      await this.#io.datasync(file)
+      if (this.#failure === failure) this.#failure = undefined
+    } catch {
+      // Still failing: the failure stays as the last group left it.
+    } finally {
+      await file?.close().catch(() => {})
+      await this.#io.unlink(path).catch(() => {})
+    }
+  }
+
   /** Writes and fsyncs what is queued, then closes the segment; later appends reject. */
   close(): Promise<void> {
     this.#closing ??= this.#close()
@@ -302,6 +358,7 @@ export class WalWriter {
       this.#lastGroupRecords = group.records
       group.resolveDurable(start)
       this.#state.durableHead = this.head
+      this.#failure = undefined
     } finally {
       this.#inFlightBytes = 0
       this.#inFlightRecords = 0
@@ -338,6 +395,15 @@ export class WalWriter {
     group.reject(error)
     group.release()
     this.#failedGroups++
+    const errno = (cause as NodeJS.ErrnoException)?.errno
+    const described = typeof errno === 'number' && errno < 0 ? describeErrno(errno) : undefined
+    this.#failure = {
+      reason: described ? `${described}${code ? ` (${code})` : ''}` : detail,
+      code,
+      phase,
+      at: Date.now(),
+    }
+    this.#failedBytes = group.bytes
     try {
       await this.#repair()
     } catch (repairError) {
@@ -452,6 +518,14 @@ export class WalWriter {
     if (this.#immediate) clearImmediate(this.#immediate)
     this.#timer = undefined
     this.#immediate = undefined
+  }
+}
+
+function describeErrno(errno: number): string | undefined {
+  try {
+    return getSystemErrorMessage(errno)
+  } catch {
+    return undefined
   }
 }
 

@@ -6,6 +6,9 @@
  * the dead-letter store is written too). Then:
  * - every answer is 202 or 503 with a JSON error and Retry-After — never a 500, never a crash;
  * - `spillway wal verify` is clean while the disk is full and after the run;
+ * - `/ready` answers 503 naming the cause while WAL writes fail, so a load balancer sends elsewhere;
+ *   once the ballast is removed it turns 200 again by itself, with no event sent (a node taken out
+ *   of rotation gets no writes that could succeed);
  * - once the ballast is removed the same process accepts again (no restart);
  * - every 202-acked event ends up in DuckDB exactly once.
  * Needs root (mount); skipped, saying why, where mounting a tmpfs is refused.
@@ -16,6 +19,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { type Answer, destroyAgent, send } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
@@ -137,14 +141,30 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
   t.diagnostic(`while full: ${fmt(statuses)}; first 503: ${JSON.stringify(first503?.body)}`)
   assert.equal(server.proc.exitCode, null, 'the server is still running')
   assert.equal((await send(`${url}/health`)).status, 200)
+  const notReady = await send(`${url}/ready`)
+  t.diagnostic(`/ready while full: ${notReady.status} ${JSON.stringify(notReady.body)}`)
+  assert.equal(notReady.status, 503, '/ready is 503 while WAL writes fail')
+  assert.match(String(notReady.body.error), /WAL writes failing: no space left on device/)
+  assert.ok(notReady.headers['retry-after'], 'a 503 from /ready carries Retry-After')
 
   // 4. Nothing is corrupt, even now.
   const during = await walVerify(dataDir)
   assert.equal(during.ok, true, JSON.stringify(during))
 
-  // 5. Free the space: the same process accepts again, without a restart.
+  // 5. Free the space: /ready turns 200 without any event sent, then the same process accepts
+  // again, without a restart.
   await rm(ballast)
   const freedAt = Date.now()
+  for (;;) {
+    const ready = await send(`${url}/ready`)
+    if (ready.status === 200) break
+    assert.ok(
+      Date.now() - freedAt < 30_000,
+      `/ready 200 within 30 s of the space coming back, no event sent (${JSON.stringify(ready.body)})`,
+    )
+    await sleep(200)
+  }
+  t.diagnostic(`/ready 200 again ${Date.now() - freedAt} ms after the ballast was removed`)
   let streak = 0
   while (streak < 50) {
     assert.ok(Date.now() - freedAt < 30_000, 'accepting again within 30 s of the space coming back')
