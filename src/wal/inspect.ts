@@ -2,22 +2,31 @@
  * What `spillway wal inspect` and `spillway wal verify` print: pure data about the log on disk,
  * read without the writer (the server may be running or not). Both read every record.
  *
+ * Bad bytes are skipped up to the next valid record (resynchronisation, scan.ts), as the readers
+ * skip them, so every record after damage is counted and each damaged range is listed.
+ *
  * What verify counts as a problem (exit 1):
- * - a record in a sealed segment that does not decode (bad length, CRC mismatch, cut short):
- *   the bytes from there to the segment's end are lost to every sink that has not read them;
+ * - damaged bytes that a valid record follows, in any segment (bad length, CRC mismatch): the
+ *   records in them are lost to every sink that has not read them;
+ * - bad bytes at the end of a sealed segment (no valid record after them): the same;
  * - two segments that overlap (a segment starts before the previous one ends): two records would
  *   share positions, and a cursor could not say which one it covers;
  * - a `.wal` file whose name is not a 20-digit position.
  * What it reports as a warning only:
- * - a torn tail in the last segment: normal after a crash, and the next start truncates it (if the
- *   server is running, the tail may simply be a group being written);
+ * - a torn tail in the last segment (bad bytes no valid record follows): normal after a crash, and
+ *   the next start truncates it (if the server is running, the tail may simply be a group being
+ *   written);
+ * - damaged bytes kept aside in `<wal>/damaged/` by a server that skipped them: nothing more is
+ *   lost, but someone should look at them (and at the disk) and then remove them;
  * - a gap between segments: the log restarted at a sink's cursor after the storage lost data
  *   (`minHead`); no record lives in a gap. The missing positions before the oldest segment are
  *   not reported at all: they are segments every sink had passed, deleted by design.
  */
 import { open, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DAMAGED_DIR, type KeptFile, listKeptDamage } from './damage.ts'
 import { MAX_PAYLOAD_LIMIT } from './record.ts'
-import { type ScanStop, scanSegment } from './scan.ts'
+import { type ScanDamage, type ScanStop, scanSegment } from './scan.ts'
 import { listSegments, SEGMENT_SUFFIX } from './segment.ts'
 
 export interface SegmentSummary {
@@ -27,19 +36,23 @@ export interface SegmentSummary {
   /** Log position past its last byte (start + bytes). */
   readonly end: number
   readonly bytes: number
-  /** Valid records from the start up to the first bad byte (if any). */
+  /** Valid records, those after damaged bytes included. */
   readonly records: number
   /** End position of the first record (the cursor after it); null when there is none. */
   readonly firstEnd: number | null
   /** End position of the last valid record; equals `start` when there is none. */
   readonly validEnd: number
-  /** Why the scan stopped before the end of the file. */
+  /** Damaged ranges a valid record follows: [offset, end) of the file, from `position` in the log. */
+  readonly damaged: (ScanDamage & { readonly position: number; readonly bytes: number })[]
+  /** Bad bytes up to the end of the file that no valid record follows. */
   readonly stop: (ScanStop & { readonly position: number }) | null
 }
 
 export interface WalInspection {
   readonly dir: string
   readonly segments: SegmentSummary[]
+  /** Damaged bytes a server skipped and kept aside, in `<dir>/damaged/`. */
+  readonly kept: KeptFile[]
   readonly totals: {
     readonly segments: number
     readonly records: number
@@ -60,6 +73,7 @@ export interface WalVerification {
   readonly bytes: number
   readonly oldest: number | null
   readonly head: number | null
+  readonly kept: KeptFile[]
 }
 
 /**
@@ -81,6 +95,11 @@ export async function inspectWal(dir: string, maxRecordBytes = MAX_PAYLOAD_LIMIT
         records: scan.records,
         firstEnd: scan.firstEnd === undefined ? null : segment.start + scan.firstEnd,
         validEnd: segment.start + scan.validEnd,
+        damaged: scan.damaged.map((d) => ({
+          ...d,
+          position: segment.start + d.offset,
+          bytes: d.end - d.offset,
+        })),
         stop: scan.stop ? { ...scan.stop, position: segment.start + scan.stop.offset } : null,
       })
     } finally {
@@ -91,6 +110,7 @@ export async function inspectWal(dir: string, maxRecordBytes = MAX_PAYLOAD_LIMIT
   return {
     dir,
     segments,
+    kept: await listKeptDamage(dir),
     totals: {
       segments: segments.length,
       records: segments.reduce((n, s) => n + s.records, 0),
@@ -122,6 +142,11 @@ export async function verifyWal(dir: string, maxRecordBytes: number): Promise<Wa
   const segments = inspection.segments
   segments.forEach((segment, index) => {
     const isTail = index === segments.length - 1
+    for (const d of segment.damaged) {
+      problems.push(
+        `${segment.file} at position ${d.position} (offsets ${d.offset}-${d.end}): ${d.reason}; ${d.bytes} damaged bytes, skipped up to the next valid record at position ${segment.start + d.end}`,
+      )
+    }
     if (segment.stop) {
       const at = `${segment.file} at position ${segment.stop.position}`
       const lost = segment.end - segment.stop.position
@@ -149,6 +174,14 @@ export async function verifyWal(dir: string, maxRecordBytes: number): Promise<Wa
     }
   })
 
+  const kept = inspection.kept
+  if (kept.length > 0) {
+    const bytes = kept.reduce((n, k) => n + k.bytes, 0)
+    warnings.push(
+      `${kept.length} damaged range(s), ${bytes} bytes, skipped and kept aside in ${join(dir, DAMAGED_DIR)} (${kept.map((k) => k.file).join(', ')}): look at them and the disk, then remove them`,
+    )
+  }
+
   return {
     ok: problems.length === 0,
     problems,
@@ -158,5 +191,6 @@ export async function verifyWal(dir: string, maxRecordBytes: number): Promise<Wa
     bytes: inspection.totals.bytes,
     oldest: inspection.totals.oldest,
     head: inspection.totals.head,
+    kept,
   }
 }

@@ -10,16 +10,20 @@
  * next segment may start later than the previous one ends (a `minHead` jump); the reader jumps
  * the gap.
  *
- * Corruption in a sealed segment (bit rot, a bad sector) cannot be repaired by reading again:
- * the reader reports it through `onCorruption`, skips to the next segment and goes on, so one bad
- * block does not stop delivery for good. Corruption below the head of the tail segment is
- * reported once; the reader then stays there (returning nothing) until the writer rotates, and
- * skips to the new segment.
+ * Damage (bit rot, a bad sector) cannot be repaired by reading again, but it costs only what is
+ * damaged: at bytes that are not a valid record the reader searches for the next record
+ * (`findNextRecord`, scan.ts), keeps the bytes in between aside (damage.ts) — before it moves past
+ * them, so before the segment can ever be deleted — counts them in the shared state the first
+ * time they are kept, reports them (`onCorruption`, the `WalRecordDamaged` log line), and reads on
+ * from that record. In a sealed segment with no record after the damage, the damage runs to the
+ * segment's end. In the tail no record may follow below the head yet: the damage is reported
+ * once and the reader waits there until one does or the writer rotates.
  */
 import { type FileHandle, open } from 'node:fs/promises'
 import type { Logger } from '../telemetry/logger.ts'
+import { keepDamaged } from './damage.ts'
 import { decodeRecord, HEADER_BYTES } from './record.ts'
-import { readFully } from './scan.ts'
+import { findNextRecord, readFully } from './scan.ts'
 import { listSegments, type SegmentFile, segmentIndexAt } from './segment.ts'
 import type { WalSharedState } from './shared-state.ts'
 import type { WalRecord } from './types.ts'
@@ -32,6 +36,10 @@ export interface WalCorruption {
   readonly reason: string
   /** Bytes skipped because of it (0 while the reader waits at the tail). */
   readonly skippedBytes: number
+  /** Where reading resumed: the next valid record, or the segment's end (absent while waiting). */
+  readonly resumedAt?: number
+  /** The copy of the skipped bytes (absent while waiting). */
+  readonly keptAs?: string
 }
 
 export interface WalReaderOptions {
@@ -231,34 +239,55 @@ export class WalReader {
           offset + result.needed > sealedEnd &&
           limit >= segment.start + sealedEnd
         ) {
-          this.#corrupt(current, 'the segment ends inside a record')
-          return true
+          return this.#damaged(current, 'the segment ends inside a record', limit)
         }
         return false // cut by `limit`: wait for more
       }
-      if (current.sealedSize === undefined && !(await this.#sealIfSuccessor(current))) {
-        this.#report(current, result.reason)
-        return false
-      }
-      this.#corrupt(current, result.reason)
-      return true
+      return this.#damaged(current, result.reason, limit)
     }
     return true
   }
 
-  /** Skips the rest of a sealed segment after corruption. */
-  #corrupt(current: OpenSegment, reason: string): void {
-    const end = current.segment.start + current.sealedSize!
-    const position = this.#position
-    this.#onCorruption?.({ segment: current.segment.name, position, reason, skippedBytes: end - position })
-    this.#logger?.error({ segment: current.segment.name, position, reason }, 'WalCorruptionSkipped')
+  /**
+   * Bad bytes at the position: skips them up to the next valid record (or the end of a sealed
+   * segment), keeping them aside first. Returns false when the reader must wait instead (the
+   * tail, with no record after the damage below `limit` yet).
+   */
+  async #damaged(current: OpenSegment, reason: string, limit: number): Promise<boolean> {
+    const { segment, file } = current
+    const from = this.#position - segment.start
+    const max = this.#maxRecordBytes
+    // A sealed segment is searched to its end whatever the limit: what follows the damage there
+    // is final, and stopping short would skip good records.
+    let next = await findNextRecord(file, from + 1, current.sealedSize ?? limit - segment.start, max)
+    if (next === undefined && current.sealedSize === undefined) {
+      if (!(await this.#sealIfSuccessor(current))) {
+        this.#report(current, reason)
+        return false
+      }
+      next = await findNextRecord(file, from + 1, current.sealedSize!, max)
+    }
+    const to = next ?? current.sealedSize!
+    const kept = await keepDamaged(this.#dir, file, segment.name, from, to)
+    if (kept.created) this.#state.addDamage(to - from)
+    const info: WalCorruption = {
+      segment: segment.name,
+      position: this.#position,
+      reason,
+      skippedBytes: to - from,
+      resumedAt: segment.start + to,
+      keptAs: kept.path,
+    }
     this.#warnings++
-    this.#skippedBytes += end - position
-    this.#position = end
+    this.#skippedBytes += to - from
+    this.#position = segment.start + to
     this.#need = 0
+    this.#onCorruption?.(info)
+    this.#logger?.error({ ...info, firstSeen: kept.created }, 'WalRecordDamaged')
+    return true
   }
 
-  /** Corruption in the tail: reported once; the reader waits there until the segment is sealed. */
+  /** Damage in the tail with no record after it yet: reported once; the reader waits there. */
   #report(current: OpenSegment, reason: string): void {
     if (this.#reportedAt === this.#position) return
     this.#reportedAt = this.#position

@@ -9,6 +9,16 @@ import { crc32c } from './crc.ts'
 
 export const HEADER_BYTES = 8
 
+/**
+ * What every payload Spillway writes looks like: NDJSON lines of events, so its first byte is `{`
+ * and its last a newline. The normal read path does not care (payloads are opaque to it); only
+ * resynchronisation after damage requires it, to tell a record from noise (FORMAT.md).
+ */
+export const PAYLOAD_FIRST_BYTE = 0x7b
+export const PAYLOAD_LAST_BYTE = 0x0a
+/** The shortest payload of that shape: `{` and a newline. */
+export const MIN_RESYNC_PAYLOAD = 2
+
 /** Largest payload the u32 length field can describe. */
 export const MAX_PAYLOAD_LIMIT = 0xffff_ffff
 

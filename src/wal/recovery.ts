@@ -3,10 +3,12 @@
  *
  * Only the last segment can hold a torn write — a crash or power loss in the middle of a group —
  * because a group is fdatasync'd before the next one starts and rotation happens between groups.
- * So the last segment is scanned record by record from its start, and at the first bytes that are
- * not a whole valid record (short header, length 0 or too large, record past EOF, CRC mismatch)
- * the file is cut there and fsync'd. Nothing after that point was ever acknowledged as durable:
- * an fsync'd group ends on a record boundary and every record before it checks out.
+ * So the last segment is scanned record by record from its start. Bad bytes (short header, length
+ * 0 or too large, record past EOF, CRC mismatch) that a valid record follows are damage, not a
+ * torn write: the records after them were acknowledged, so they are left in place, for the readers
+ * to skip (and keep aside) just the damaged bytes. Bad bytes that no valid record follows are the
+ * torn tail: the file is cut at their start and fsync'd. Nothing there was ever acknowledged as
+ * durable: an fsync'd group ends on a record boundary and every record before it checks out.
  *
  * Sealed segments are not read at start (that is `spillway wal verify`); only their sizes are
  * taken, to know where each one ends.
@@ -14,7 +16,7 @@
 import { type FileHandle, mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type { WalIo } from './io.ts'
-import { type ScanStop, scanSegment } from './scan.ts'
+import { type ScanDamage, type ScanStop, scanSegment } from './scan.ts'
 import { listSegments, type SegmentFile } from './segment.ts'
 
 /** A segment whose extent is known: [start, end). */
@@ -38,6 +40,8 @@ export interface RecoveredLog {
   readonly truncatedBytes: number
   /** Why the tail was cut, when it was. */
   readonly stop: ScanStop | undefined
+  /** Damaged ranges inside the last segment, left for the readers to skip. */
+  readonly damaged: (ScanDamage & { readonly segment: string })[]
 }
 
 export async function recoverLog(dir: string, maxRecordBytes: number, io: WalIo): Promise<RecoveredLog> {
@@ -52,7 +56,9 @@ export async function recoverLog(dir: string, maxRecordBytes: number, io: WalIo)
   }
 
   const segments = await listSegments(dir)
-  if (segments.length === 0) return { sealed: [], tail: undefined, truncatedBytes: 0, stop: undefined }
+  if (segments.length === 0) {
+    return { sealed: [], tail: undefined, truncatedBytes: 0, stop: undefined, damaged: [] }
+  }
 
   const sealed: SegmentRange[] = []
   for (const segment of segments.slice(0, -1)) {
@@ -71,7 +77,13 @@ export async function recoverLog(dir: string, maxRecordBytes: number, io: WalIo)
       await io.datasync(file)
       truncatedBytes = size - scan.validEnd
     }
-    return { sealed, tail: { segment: last, file, size: scan.validEnd }, truncatedBytes, stop: scan.stop }
+    return {
+      sealed,
+      tail: { segment: last, file, size: scan.validEnd },
+      truncatedBytes,
+      stop: scan.stop,
+      damaged: scan.damaged.map((d) => ({ ...d, segment: last.name })),
+    }
   } catch (error) {
     await file.close().catch(() => {})
     throw error

@@ -4,6 +4,8 @@
  * - the writer publishes the durable head after every fdatasync and wakes waiting readers;
  * - each sink's delivery publishes its cursor, which the writer reads for segment deletion and
  *   for the backlog (bytes not yet delivered to the slowest sink).
+ * - whoever first keeps damaged WAL bytes aside (a reader, on either thread) counts them here, for
+ *   the metrics and `/ready`.
  * Positions are byte offsets in the log (see FORMAT.md); -1 means "not known yet".
  */
 export const MAX_SINKS = 16
@@ -11,6 +13,9 @@ export const MAX_SINKS = 16
 const HEAD = 0
 const OLDEST = 1
 const CURSORS = 2
+const DAMAGED_RANGES = CURSORS + MAX_SINKS
+const DAMAGED_BYTES = DAMAGED_RANGES + 1
+const SLOTS = DAMAGED_BYTES + 1
 
 export class WalSharedState {
   readonly buffer: SharedArrayBuffer
@@ -18,9 +23,9 @@ export class WalSharedState {
   readonly #signal: Int32Array
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(8 * (CURSORS + MAX_SINKS) + 8)
-    this.#positions = new BigInt64Array(this.buffer, 0, CURSORS + MAX_SINKS)
-    this.#signal = new Int32Array(this.buffer, 8 * (CURSORS + MAX_SINKS), 1)
+    this.buffer = buffer ?? new SharedArrayBuffer(8 * SLOTS + 8)
+    this.#positions = new BigInt64Array(this.buffer, 0, SLOTS)
+    this.#signal = new Int32Array(this.buffer, 8 * SLOTS, 1)
     if (!buffer) {
       for (let i = 0; i < CURSORS + MAX_SINKS; i++) this.#positions[i] = -1n
     }
@@ -44,6 +49,21 @@ export class WalSharedState {
 
   set oldest(position: number) {
     Atomics.store(this.#positions, OLDEST, BigInt(position))
+  }
+
+  /** Damaged ranges of the log kept aside (and skipped) since this process started. */
+  get damagedRanges(): number {
+    return Number(Atomics.load(this.#positions, DAMAGED_RANGES))
+  }
+
+  /** Bytes of those ranges. */
+  get damagedBytes(): number {
+    return Number(Atomics.load(this.#positions, DAMAGED_BYTES))
+  }
+
+  addDamage(bytes: number): void {
+    Atomics.add(this.#positions, DAMAGED_RANGES, 1n)
+    Atomics.add(this.#positions, DAMAGED_BYTES, BigInt(bytes))
   }
 
   cursor(slot: number): number {

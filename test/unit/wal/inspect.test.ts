@@ -3,9 +3,11 @@ import { appendFile, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { inspectWal, verifyWal } from '../../../src/wal/inspect.ts'
+import { WalReader } from '../../../src/wal/reader.ts'
 import { segmentName } from '../../../src/wal/segment.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
 import { WalWriter } from '../../../src/wal/writer.ts'
+import { damage, flipPayload, RECORD, sealedLog } from './damage-helpers.ts'
 import { payload, tempDir, walOptions } from './helpers.ts'
 
 const MAX = 64 * 1024
@@ -48,6 +50,7 @@ test('verify passes a clean log, and an empty or missing directory', async (t) =
     bytes: 2772,
     oldest: 0,
     head: 2772,
+    kept: [],
   })
   const missing = await verifyWal(join(base, 'nothing'), MAX)
   assert.equal(missing.ok, true)
@@ -98,4 +101,62 @@ test('overlapping segments and badly named segment files are problems', async (t
   assert.equal(report.problems.length, 2)
   assert.ok(report.problems.some((p) => /42\.wal: not a segment name/.test(p)))
   assert.ok(report.problems.some((p) => /starts at 1800, inside .*positions overlap/.test(p)))
+})
+
+test('inspect and verify list each damaged range and count the records after it', async (t) => {
+  const dir = await tempDir(t)
+  const { wal, options, sealed } = await sealedLog(t, dir, 2000)
+  await wal.close()
+  await damage(sealed, (buf) => {
+    flipPayload(10)(buf)
+    flipPayload(1500)(buf)
+  })
+  const inspection = await inspectWal(options.dir, MAX)
+  assert.deepEqual(
+    inspection.segments[0].damaged.map((d) => [d.offset, d.end, d.position, d.bytes]),
+    [
+      [10 * RECORD, 11 * RECORD, 10 * RECORD, RECORD],
+      [1500 * RECORD, 1501 * RECORD, 1500 * RECORD, RECORD],
+    ],
+  )
+  assert.equal(inspection.segments[0].records, 1998)
+  assert.equal(inspection.segments[0].stop, null)
+
+  const report = await verifyWal(options.dir, MAX)
+  assert.equal(report.ok, false)
+  assert.equal(report.records, 1999)
+  assert.equal(report.problems.length, 2)
+  assert.match(
+    report.problems[0],
+    /at position 1000 \(offsets 1000-1100\): crc32c mismatch.*100 damaged bytes.*position 1100/,
+  )
+})
+
+test('verify warns about damaged bytes a server kept aside, and inspect lists them', async (t) => {
+  const dir = await tempDir(t)
+  const { state, options, sealed } = await sealedLog(t, dir, 200)
+  await damage(sealed, flipPayload(42))
+  const reader = new WalReader(options.dir, new WalSharedState(state.buffer), {
+    from: 0,
+    maxRecordBytes: MAX,
+  })
+  t.after(() => reader.close())
+  while ((await reader.read(1 << 20)).length > 0) {}
+  // The segment is delivered and deleted: only the copy is left.
+  await rename(sealed, join(dir, 'gone'))
+
+  const report = await verifyWal(options.dir, MAX)
+  assert.equal(report.ok, true)
+  assert.equal(report.warnings.length, 1)
+  assert.match(report.warnings[0], /1 damaged range\(s\), 100 bytes, skipped and kept aside in .*damaged/)
+  assert.deepEqual(report.kept, [
+    {
+      file: `${segmentName(0)}.4200-4300.damaged`,
+      segment: segmentName(0),
+      from: 4200,
+      to: 4300,
+      bytes: 100,
+    },
+  ])
+  assert.deepEqual((await inspectWal(options.dir)).kept, report.kept)
 })

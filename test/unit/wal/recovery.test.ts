@@ -2,10 +2,15 @@ import assert from 'node:assert/strict'
 import { appendFile, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { nodeWalIo } from '../../../src/wal/io.ts'
+import { WalReader } from '../../../src/wal/reader.ts'
 import { decodeRecord, encodeRecord } from '../../../src/wal/record.ts'
+import { recoverLog } from '../../../src/wal/recovery.ts'
 import { segmentName } from '../../../src/wal/segment.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
+import type { WalRecord } from '../../../src/wal/types.ts'
 import { WalWriter } from '../../../src/wal/writer.ts'
+import { damage, expectedIds, flipPayload, ids, line, RECORD, sealedLog } from './damage-helpers.ts'
 import { payload, tempDir, walOptions } from './helpers.ts'
 
 /** A log of `count` 308-byte records in one segment, closed cleanly; returns its file. */
@@ -126,3 +131,77 @@ test('only the last segment is scanned at start: a sealed segment is left as it 
   assert.equal(report.head, 924)
   assert.equal((await stat(sealed)).size, 616)
 })
+
+test('a flipped byte in the middle of the last segment is skipped, not cut: the records after it survive', async (t) => {
+  const dir = await tempDir(t)
+  const { wal, options, sealed: tail } = await sealedLog(t, dir, 2000, false)
+  await wal.close()
+  await damage(tail, flipPayload(1000))
+
+  const recovered = await recoverLog(options.dir, options.maxRecordBytes, nodeWalIo)
+  await recovered.tail?.file.close()
+  assert.equal(recovered.truncatedBytes, 0)
+  assert.equal(recovered.tail?.size, 2000 * RECORD)
+  assert.deepEqual(
+    recovered.damaged.map((d) => [d.segment, d.offset, d.end]),
+    [[segmentName(0), 1000 * RECORD, 1001 * RECORD]],
+  )
+  assert.match(recovered.damaged[0].reason, /crc32c mismatch/)
+
+  const state = new WalSharedState()
+  const again = new WalWriter(options, state)
+  t.after(() => again.close())
+  const report = await again.open()
+  assert.equal(report.head, 2000 * RECORD)
+  assert.equal(report.truncatedBytes, 0)
+  assert.equal(await again.append(line(2000), { durable: true }), 2001 * RECORD)
+  const read = await readEverything(options.dir, state)
+  assert.deepEqual(ids(read), expectedIds(0, 2001, [1000]))
+  assert.equal(state.damagedRanges, 1)
+})
+
+test('damage in the middle of the last segment and a torn tail after it: the damage is skipped, the tail cut', async (t) => {
+  const dir = await tempDir(t)
+  const { wal, options, sealed: tail } = await sealedLog(t, dir, 50, false)
+  await wal.close()
+  await damage(tail, flipPayload(20))
+  await appendFile(tail, encodeRecord(line(50)).subarray(0, 60))
+
+  const state = new WalSharedState()
+  const again = new WalWriter(options, state)
+  t.after(() => again.close())
+  const report = await again.open()
+  assert.equal(report.head, 50 * RECORD)
+  assert.equal(report.truncatedBytes, 60)
+  assert.equal((await stat(tail)).size, 50 * RECORD)
+  assert.deepEqual(ids(await readEverything(options.dir, state)), expectedIds(0, 50, [20]))
+})
+
+test('a torn tail of records shaped like the writer’s is still cut at its start', async (t) => {
+  const dir = await tempDir(t)
+  const { wal, options, sealed: tail } = await sealedLog(t, dir, 50, false)
+  await wal.close()
+  // A group cut by a crash inside its record: no whole record follows, so nothing was acked there.
+  await appendFile(tail, encodeRecord(line(50)).subarray(0, 70))
+
+  const again = new WalWriter(options, new WalSharedState())
+  t.after(() => again.close())
+  const report = await again.open()
+  assert.equal(report.head, 50 * RECORD)
+  assert.equal(report.truncatedBytes, 70)
+})
+
+/** Every record a fresh reader (a sink starting at 0) gets from the log. */
+async function readEverything(dir: string, state: WalSharedState): Promise<WalRecord[]> {
+  const reader = new WalReader(dir, new WalSharedState(state.buffer), { from: 0, maxRecordBytes: 64 * 1024 })
+  try {
+    const all: WalRecord[] = []
+    for (;;) {
+      const records = await reader.read(1 << 20)
+      if (records.length === 0) return all
+      all.push(...records)
+    }
+  } finally {
+    await reader.close()
+  }
+}
