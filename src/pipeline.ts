@@ -87,6 +87,8 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
         records: stats.records,
         bytes: stats.bytes,
         failedGroups: stats.failedGroups,
+        damagedRanges: state.damagedRanges,
+        damagedBytes: state.damagedBytes,
       }
     },
     sinkBacklog: () => config.sinks.map((sink, slot) => ({ sink, bytes: state.backlogBytes(slot) })),

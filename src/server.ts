@@ -17,6 +17,7 @@ import type { QueryBackend } from './query/types.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { type MetricSources, ServerMetrics } from './telemetry/metrics.ts'
 import { type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
+import { damageSummary } from './wal/damage.ts'
 import type { WalWriter } from './wal/writer.ts'
 
 export interface RunningServer {
@@ -186,6 +187,8 @@ export async function openApi(options: ApiOptions): Promise<Api> {
  */
 export async function pipelineReadiness(pipeline: Pipeline, config: Config): Promise<Readiness> {
   const sinks = await pipeline.delivery.ready()
+  // Skipped WAL damage leaves the node ready (it works); the details say how much and where it is kept.
+  const damage = await damageSummary(join(config.dataDir, 'wal'), pipeline.state)
   // The node's WAL: under `--workers N` the merger writes it, so the API's own check misses it.
   const walFailure = await walWriteFailure(pipeline.wal)
   const details: Record<string, unknown> = {
@@ -193,6 +196,7 @@ export async function pipelineReadiness(pipeline: Pipeline, config: Config): Pro
       ok: true,
       backlogBytes: pipeline.backlogBytes(),
       limitBytes: config.maxWalBacklogBytes,
+      ...(damage && { damage }),
       ...walFailure,
     },
     sinks: sinks.sinks,

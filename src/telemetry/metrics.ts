@@ -70,6 +70,9 @@ export interface WalReading {
   readonly records: number
   readonly bytes: number
   readonly failedGroups: number
+  /** Damaged ranges skipped and kept aside (src/wal/damage.ts), and their bytes. */
+  readonly damagedRanges?: number
+  readonly damagedBytes?: number
 }
 
 /** Where scrape-time values come from; every function but `delivery` must be cheap and sync. */
@@ -321,6 +324,16 @@ export class ServerMetrics implements IntakeRecorder {
     walCounter('wal_records_total', 'Records made durable in the WAL.', (w) => w.records)
     walCounter('wal_written_bytes_total', 'Bytes made durable in the WAL.', (w) => w.bytes)
     walCounter('wal_failed_groups_total', 'Group commits that failed (ENOSPC, EIO…).', (w) => w.failedGroups)
+    walCounter(
+      'wal_damaged_ranges_total',
+      'Damaged WAL ranges skipped up to the next valid record (each held at least one record).',
+      (w) => w.damagedRanges ?? 0,
+    )
+    walCounter(
+      'wal_damaged_bytes_total',
+      'Bytes of damaged WAL ranges skipped; each range is kept in <dataDir>/wal/damaged/.',
+      (w) => w.damagedBytes ?? 0,
+    )
     new Gauge({
       name: 'sink_backlog_bytes',
       help: 'WAL bytes durable but not yet delivered, per sink.',
