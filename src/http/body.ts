@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { spillwayError } from '../errors.ts'
+import { DEFAULT_MAX_DEPTH, EVENT_LEVELS, jsonText, nestingError } from '../intake/json.ts'
 
 const gunzipAsync = promisify(gunzip)
 
@@ -72,12 +73,25 @@ async function decodeBody(request: FastifyRequest, body: Buffer, ndjson: boolean
   }
 }
 
-/** JSON.parse with an error that says where, for a single-event body. */
-export function parseJsonBody(raw: RawBody): unknown {
+/**
+ * JSON.parse with an error that says where, for a single-event body. The text is checked first,
+ * as the batch routes check theirs: valid UTF-8 (a BOM is dropped) and no deeper than an event
+ * with `maxDepth` levels in its metadata can be, so a pathological body is refused before
+ * JSON.parse spends seconds and hundreds of MB building it.
+ */
+export function parseJsonBody(raw: RawBody, maxDepth = DEFAULT_MAX_DEPTH): unknown {
   if (raw.bytes.length === 0)
     throw spillwayError('SPW_ERR_INTAKE_BAD_JSON', 'body is empty; send one JSON event')
+  const text = jsonText(raw.bytes)
+  const tooDeep = nestingError(text, maxDepth + EVENT_LEVELS)
+  if (tooDeep !== undefined) {
+    throw spillwayError(
+      'SPW_ERR_INTAKE_INVALID',
+      `body is ${tooDeep}, deeper than any valid event: metadata must be nested at most ${maxDepth} levels deep (maxDepth)`,
+    )
+  }
   try {
-    return JSON.parse(raw.bytes.toString('utf8'))
+    return JSON.parse(text)
   } catch (error) {
     throw spillwayError('SPW_ERR_INTAKE_BAD_JSON', `body is not valid JSON: ${(error as Error).message}`)
   }

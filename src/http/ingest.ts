@@ -116,7 +116,7 @@ export class Ingestor {
   ): Promise<BatchOutcome> {
     let parsed: ReturnType<typeof parseBatch>
     try {
-      parsed = parseBatch(body, ndjson, this.#maxBatchEvents)
+      parsed = parseBatch(body, ndjson, this.#maxBatchEvents, this.#limits.maxDepth)
     } catch (error) {
       // Not readable as events: the request counts as one rejected event.
       this.#metrics?.received(1)

@@ -10,6 +10,14 @@
  */
 import { spillwayError } from '../errors.ts'
 import { quote } from './describe.ts'
+import {
+  DEFAULT_MAX_DEPTH,
+  EVENT_LEVELS,
+  jsonText,
+  ndjsonNestingError,
+  nestingError,
+  stripBom,
+} from './json.ts'
 import type {
   BatchValidation,
   IntakeContext,
@@ -24,12 +32,28 @@ const NO_LINE_ERRORS: ReadonlyMap<number, string> = new Map()
 const MAX_PARSE_MESSAGE = 200
 
 /**
- * Split a batch body into items. Throws SPW_ERR_INTAKE_BAD_JSON when the body is not JSON,
- * SPW_ERR_INTAKE_INVALID when it is JSON of another shape, SPW_ERR_INTAKE_EMPTY_BATCH when it
+ * Split a batch body into items. Throws SPW_ERR_INTAKE_BAD_ENCODING when the body is not UTF-8,
+ * SPW_ERR_INTAKE_BAD_JSON when it is not JSON, SPW_ERR_INTAKE_INVALID when it is JSON of another
+ * shape or nested deeper than `maxDepth` allows any event to be, SPW_ERR_INTAKE_EMPTY_BATCH when it
  * holds no event and SPW_ERR_INTAKE_TOO_MANY_EVENTS when it holds more than `maxBatchEvents`.
  */
-export function parseBatch(body: Buffer | string, ndjson: boolean, maxBatchEvents: number): ParsedBatch {
-  const text = stripBom(typeof body === 'string' ? body : body.toString('utf8'))
+export function parseBatch(
+  body: Buffer | string,
+  ndjson: boolean,
+  maxBatchEvents: number,
+  maxDepth = DEFAULT_MAX_DEPTH,
+): ParsedBatch {
+  const text = typeof body === 'string' ? stripBom(body) : jsonText(body, ndjson)
+  // Refused before JSON.parse builds anything: no event could be this deep and still be valid.
+  const tooDeep = ndjson
+    ? ndjsonNestingError(text, maxDepth + EVENT_LEVELS)
+    : nestingError(text, maxDepth + EVENT_LEVELS + 2)
+  if (tooDeep !== undefined) {
+    throw spillwayError(
+      'SPW_ERR_INTAKE_INVALID',
+      `${ndjson ? '' : 'body is '}${tooDeep}, deeper than any valid batch: metadata must be nested at most ${maxDepth} levels deep (maxDepth)`,
+    )
+  }
   const parsed = ndjson ? parseNdjson(text, maxBatchEvents) : parseJsonBatch(text)
   const count = parsed.items.length
   if (count === 0)
@@ -147,10 +171,6 @@ function isBlankText(text: string): boolean {
     if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return false
   }
   return true
-}
-
-function stripBom(text: string): string {
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
 }
 
 /**

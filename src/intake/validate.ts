@@ -20,6 +20,14 @@
  * - `metadata` depth counts the object and array levels inside it: `{"a":1}` is depth 0,
  *   `{"a":{"b":1}}` depth 1. It may hold at most MAX_METADATA_KEYS object keys in all, and only
  *   JSON values (finite numbers, no undefined).
+ * - Every string (ids, names, tags, metadata keys and values) must be well-formed UTF-16: a lone
+ *   surrogate (`"\ud800"` in the JSON) cannot be stored as sent — DuckDB would alter it and
+ *   ClickHouse refuse it after the 202 — so it is refused here, naming the field.
+ *   `isWellFormed` answers at once for the common one-byte strings.
+ * - A metadata number whose value is an integer beyond ±(2^53 − 1) is refused, naming the field:
+ *   JSON.parse has already rounded it (12345678901234567890 reads as …7000), so storing it would
+ *   store a number the client never sent. Every double that large is whole, so `1e300` is refused
+ *   too; such values travel as strings.
  * - Problems are reported one at a time: unknown fields first, then the fields in the order of
  *   NormalizedEvent, then the size of the whole event.
  *
@@ -106,6 +114,7 @@ export function validateEvent(
       return invalid(`campaign_id must be a string, got ${describeValue(rawCampaign)}`)
     }
     if (rawCampaign.length > maxLength) return invalid(tooLong('campaign_id', maxLength, rawCampaign))
+    if (!rawCampaign.isWellFormed()) return invalid(loneSurrogate('campaign_id'))
     campaignId = rawCampaign
   }
 
@@ -176,6 +185,7 @@ export function validateEvent(
       const tag = rawTags[i]
       if (typeof tag !== 'string') return invalid(`tags[${i}] must be a string, got ${describeValue(tag)}`)
       if (tag.length > maxLength) return invalid(tooLong(`tags[${i}]`, maxLength, tag))
+      if (!tag.isWellFormed()) return invalid(loneSurrogate(`tags[${i}]`))
       bytesBound += 6 * tag.length + 3
     }
     tags = rawTags as string[]
@@ -253,9 +263,14 @@ function textError(field: string, value: unknown, maxLength: number): string | u
 
 function tooLong(field: string, maxLength: number, value: string): string {
   return `${field} must be at most ${maxLength} characters, got ${value.length}`
+  if (!value.isWellFormed()) return loneSurrogate(field)
 }
 
 function toChannel(value: unknown): Channel | undefined {
+function loneSurrogate(field: string): string {
+  return `${field} contains a lone UTF-16 surrogate; send well-formed Unicode`
+}
+
   switch (value) {
     case 'web':
       return 'web'
@@ -317,6 +332,9 @@ let walkKeys = 0
 /** Upper bound of the walked value's JSON bytes. */
 let walkBytes = 0
 /** On failure: the path to the problem, innermost step first. */
+const LONE_SURROGATE = 4
+const LONE_SURROGATE_KEY = 5
+const UNSAFE_INTEGER = 6
 let walkPath: (string | number)[] = []
 let walkBadValue: unknown
 
@@ -337,6 +355,12 @@ function metadataError(metadata: object, maxDepth: number): string | undefined {
   }
 }
 
+    case LONE_SURROGATE:
+      return loneSurrogate(where)
+    case LONE_SURROGATE_KEY:
+      return `${where} has a key that contains a lone UTF-16 surrogate (${quote(walkBadValue as string)}); send well-formed Unicode`
+    case UNSAFE_INTEGER:
+      return `${where} is an integer beyond ±${Number.MAX_SAFE_INTEGER} (got ${walkBadValue}), which may not be stored exactly; send it as a string`
 function walkValue(value: unknown, depth: number, maxDepth: number): number {
   switch (typeof value) {
     case 'string':
@@ -345,10 +369,14 @@ function walkValue(value: unknown, depth: number, maxDepth: number): number {
     case 'number':
       if (!Number.isFinite(value)) break
       walkBytes += 25
-      return OK
+      if (value.isWellFormed()) return OK
+      return LONE_SURROGATE
     case 'boolean':
       walkBytes += 5
-      return OK
+      // |value| ≥ 2^53 is always whole; the rare hit costs the second test.
+      if ((value < 9007199254740992 && value > -9007199254740992) || !Number.isInteger(value)) return OK
+      walkBadValue = value
+      return UNSAFE_INTEGER
     case 'object':
       if (value === null) {
         walkBytes += 4
@@ -382,6 +410,10 @@ function walkContainer(value: object, depth: number, maxDepth: number): number {
     if (status !== OK) {
       walkPath.push(key)
       return status
+    }
+    if (!key.isWellFormed()) {
+      walkBadValue = key
+      return LONE_SURROGATE_KEY
     }
   }
   return OK

@@ -169,6 +169,54 @@ describe('parseBatch limits', () => {
     )
   })
 
+  test('a body nested deeper than any valid batch is refused whole before it is parsed, naming maxDepth', () => {
+    // maxDepth 8 inside metadata: {"events":[{"metadata":{…8 levels…}}]} is 12 levels in all.
+    const metadata = (levels: number) => `{"a":${'['.repeat(levels)}${']'.repeat(levels)}}`
+    const event = (levels: number) =>
+      JSON.stringify(validBody()).replace(/"metadata":\{[^}]*\}/, `"metadata":${metadata(levels)}`)
+    assert.equal(parseBatch(`{"events":[${event(8)}]}`, false, MAX, 8).items.length, 1)
+    // A plain array is one level less: what the scan lets through, validation refuses by index.
+    assert.equal(parseBatch(`[${event(9)}]`, false, MAX, 8).items.length, 1)
+    assertThrowsCode(
+      () => parseBatch(`{"events":[${event(9)}]}`, false, MAX, 8),
+      'SPW_ERR_INTAKE_INVALID',
+      /^body is nested more than 12 levels deep.*metadata must be nested at most 8 levels deep \(maxDepth\)/,
+    )
+    assertThrowsCode(
+      () => parseBatch(`[${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}]`, false, MAX, 8),
+      'SPW_ERR_INTAKE_INVALID',
+      /more than 12 levels deep/,
+    )
+    // NDJSON: each line is one event, so 10 levels; the limit follows maxDepth.
+    assert.equal(parseBatch(ndjson(event(1), event(8)), true, MAX, 8).items.length, 2)
+    assertThrowsCode(
+      () => parseBatch(ndjson(event(1), event(9), event(1)), true, MAX, 8),
+      'SPW_ERR_INTAKE_INVALID',
+      /^line 2 is nested more than 10 levels deep/,
+    )
+    assert.equal(parseBatch(ndjson(event(1), event(9)), true, MAX, 20).items.length, 2)
+  })
+
+  test('invalid UTF-8 is refused whole naming the byte; a BOM is ignored in every shape', () => {
+    const bad = Buffer.concat([
+      json(events(1)).subarray(0, 20),
+      Buffer.from([0xff]),
+      json(events(1)).subarray(20),
+    ])
+    assertThrowsCode(
+      () => parseBatch(bad, false, MAX),
+      'SPW_ERR_INTAKE_BAD_ENCODING',
+      /^body is not valid UTF-8: byte 20 \(0xff\)/,
+    )
+    assertThrowsCode(() => parseBatch(bad, true, MAX), 'SPW_ERR_INTAKE_BAD_ENCODING', /line 1/)
+    const bom = Buffer.from([0xef, 0xbb, 0xbf])
+    assert.equal(parseBatch(Buffer.concat([bom, json(events(2))]), false, MAX).items.length, 2)
+    const lines = events(2).map((e) => JSON.stringify(e))
+    const parsed = parseBatch(Buffer.concat([bom, ndjson(...lines)]), true, MAX)
+    assert.equal(parsed.lineErrors.size, 0)
+    assert.equal(parsed.items.length, 2)
+  })
+
   test('the refusals map to 400 and 413', () => {
     try {
       parseBatch('[]', false, MAX)

@@ -543,3 +543,57 @@ describe('error messages', () => {
     )
   })
 })
+
+describe('text that cannot be stored as sent', () => {
+  const LONE_HIGH = '\ud83d'
+  const LONE_LOW = '\ude00'
+
+  test('a lone UTF-16 surrogate is refused in every string, naming the field', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ event_id: `id${LONE_HIGH}` }, 'event_id'],
+      [{ event_name: `view${LONE_LOW}` }, 'event_name'],
+      [{ user_id: `${LONE_HIGH}u` }, 'user_id'],
+      [{ campaign_id: LONE_LOW }, 'campaign_id'],
+      [{ tags: ['ok', `t${LONE_HIGH}`] }, 'tags[1]'],
+      [{ metadata: { note: `x${LONE_HIGH}y` } }, 'metadata.note'],
+      [{ metadata: { a: [{ b: `${LONE_LOW}${LONE_HIGH}` }] } }, 'metadata.a[0].b'],
+    ]
+    for (const [override, field] of cases) {
+      assert.equal(
+        reject(validBody(override)),
+        `${field} contains a lone UTF-16 surrogate; send well-formed Unicode`,
+      )
+    }
+  })
+
+  test('a metadata key with a lone surrogate is refused, naming where it is', () => {
+    assert.equal(
+      reject(validBody({ metadata: { a: { [`k${LONE_HIGH}`]: 1 } } })),
+      'metadata.a has a key that contains a lone UTF-16 surrogate ("k\\ud83d"); send well-formed Unicode',
+    )
+  })
+
+  test('paired surrogates (astral characters) are accepted', () => {
+    const smile = '\ud83d\ude00'
+    const event = accept(validBody({ event_name: smile, tags: [smile], metadata: { [smile]: smile } }))
+    assert.equal(event.event_name, smile)
+    assert.deepEqual(event.metadata, { [smile]: smile })
+  })
+
+  test('a metadata integer beyond 2^53 - 1 is refused naming the field, not stored rounded', () => {
+    assert.equal(
+      reject(validBody(JSON.parse('{"metadata":{"order":{"id":12345678901234567890}}}'))),
+      'metadata.order.id is an integer beyond ±9007199254740991 (got 12345678901234567000), which may not be stored exactly; send it as a string',
+    )
+    assert.match(
+      reject(validBody({ metadata: { n: [-(2 ** 53)] } })),
+      /^metadata\.n\[0\] is an integer beyond/,
+    )
+    assert.match(reject(validBody({ metadata: { n: 1e300 } })), /^metadata\.n is an integer beyond/)
+  })
+
+  test('safe integers and fractions are kept (every double beyond 2^53 is whole, so 1e300 is refused above)', () => {
+    const metadata = { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_SAFE_INTEGER, f: -123456.789, g: 0.1 }
+    assert.deepEqual(accept(validBody({ metadata })).metadata, metadata)
+  })
+})
