@@ -258,19 +258,19 @@ function textError(field: string, value: unknown, maxLength: number): string | u
   }
   if (value.length > maxLength) return tooLong(field, maxLength, value)
   if (isBlank(value)) return `${field} must not be empty or only whitespace`
+  if (!value.isWellFormed()) return loneSurrogate(field)
   return undefined
 }
 
-function tooLong(field: string, maxLength: number, value: string): string {
-  return `${field} must be at most ${maxLength} characters, got ${value.length}`
-  if (!value.isWellFormed()) return loneSurrogate(field)
-}
-
-function toChannel(value: unknown): Channel | undefined {
 function loneSurrogate(field: string): string {
   return `${field} contains a lone UTF-16 surrogate; send well-formed Unicode`
 }
 
+function tooLong(field: string, maxLength: number, value: string): string {
+  return `${field} must be at most ${maxLength} characters, got ${value.length}`
+}
+
+function toChannel(value: unknown): Channel | undefined {
   switch (value) {
     case 'web':
       return 'web'
@@ -327,14 +327,14 @@ const OK = 0
 const TOO_DEEP = 1
 const TOO_MANY_KEYS = 2
 const NOT_JSON = 3
+const LONE_SURROGATE = 4
+const LONE_SURROGATE_KEY = 5
+const UNSAFE_INTEGER = 6
 
 let walkKeys = 0
 /** Upper bound of the walked value's JSON bytes. */
 let walkBytes = 0
 /** On failure: the path to the problem, innermost step first. */
-const LONE_SURROGATE = 4
-const LONE_SURROGATE_KEY = 5
-const UNSAFE_INTEGER = 6
 let walkPath: (string | number)[] = []
 let walkBadValue: unknown
 
@@ -350,33 +350,33 @@ function metadataError(metadata: object, maxDepth: number): string | undefined {
       return `metadata must be nested at most ${maxDepth} levels deep, ${where} is deeper`
     case TOO_MANY_KEYS:
       return `metadata must have at most ${MAX_METADATA_KEYS} keys in all`
-    default:
-      return `${where} must be a JSON value, got ${describeValue(walkBadValue)}`
-  }
-}
-
     case LONE_SURROGATE:
       return loneSurrogate(where)
     case LONE_SURROGATE_KEY:
       return `${where} has a key that contains a lone UTF-16 surrogate (${quote(walkBadValue as string)}); send well-formed Unicode`
     case UNSAFE_INTEGER:
       return `${where} is an integer beyond ±${Number.MAX_SAFE_INTEGER} (got ${walkBadValue}), which may not be stored exactly; send it as a string`
+    default:
+      return `${where} must be a JSON value, got ${describeValue(walkBadValue)}`
+  }
+}
+
 function walkValue(value: unknown, depth: number, maxDepth: number): number {
   switch (typeof value) {
     case 'string':
       walkBytes += 6 * value.length + 2
-      return OK
+      if (value.isWellFormed()) return OK
+      return LONE_SURROGATE
     case 'number':
       if (!Number.isFinite(value)) break
       walkBytes += 25
-      if (value.isWellFormed()) return OK
-      return LONE_SURROGATE
-    case 'boolean':
-      walkBytes += 5
       // |value| ≥ 2^53 is always whole; the rare hit costs the second test.
       if ((value < 9007199254740992 && value > -9007199254740992) || !Number.isInteger(value)) return OK
       walkBadValue = value
       return UNSAFE_INTEGER
+    case 'boolean':
+      walkBytes += 5
+      return OK
     case 'object':
       if (value === null) {
         walkBytes += 4
@@ -406,14 +406,14 @@ function walkContainer(value: object, depth: number, maxDepth: number): number {
   for (const key in object) {
     if (++walkKeys > MAX_METADATA_KEYS) return TOO_MANY_KEYS
     walkBytes += 6 * key.length + 4
+    if (!key.isWellFormed()) {
+      walkBadValue = key
+      return LONE_SURROGATE_KEY
+    }
     const status = walkValue(object[key], depth + 1, maxDepth)
     if (status !== OK) {
       walkPath.push(key)
       return status
-    }
-    if (!key.isWellFormed()) {
-      walkBadValue = key
-      return LONE_SURROGATE_KEY
     }
   }
   return OK
