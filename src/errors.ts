@@ -44,6 +44,7 @@ export const ERRORS = {
   SPW_ERR_WAL_RECORD_TOO_LARGE: { status: 413, retryable: false },
   SPW_ERR_SINK_UNAVAILABLE: { status: 503, retryable: true },
   SPW_ERR_DEADLETTER_IO: { status: 503, retryable: true },
+  SPW_ERR_DEADLETTER_FULL: { status: 503, retryable: true },
   SPW_ERR_SINK_REJECTED: { status: 500, retryable: false },
   SPW_ERR_ADMISSION_QUEUE_FULL: { status: 503, retryable: true },
   SPW_ERR_SERVER_NOT_READY: { status: 503, retryable: true },

@@ -14,6 +14,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { maxRecordBytes } from './config/derived.ts'
 import type { Config } from './config/schema.ts'
+import { deadLetterLimits, deadLetterUsageReader } from './delivery/dead-letter.ts'
 import { DeliveryHost } from './delivery/host.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { MetricSources } from './telemetry/metrics.ts'
@@ -76,7 +77,9 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
   }, 1000)
   sweeper.unref()
 
+  const deadLetterUsage = deadLetterUsageReader(join(config.dataDir, 'deadletter'))
   const metricSources: Pipeline['metricSources'] = {
+    deadLetter: async () => ({ ...(await deadLetterUsage()), ...deadLetterLimits(config) }),
     wal: () => {
       const stats = wal.stats
       return {

@@ -3,6 +3,7 @@
  * the API — only then, so a 202 is never given before recovery finished. Shutdown runs the same
  * way backwards: stop accepting, flush the WAL, drain delivery, exit.
  */
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.ts'
@@ -16,7 +17,7 @@ import { openPipeline, type Pipeline } from './pipeline.ts'
 import type { QueryBackend } from './query/types.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { type MetricSources, ServerMetrics } from './telemetry/metrics.ts'
-import { type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
+import { listenAddress, type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
 import { damageSummary } from './wal/damage.ts'
 import type { WalWriter } from './wal/writer.ts'
 
@@ -52,8 +53,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let operations: OperationsServer | undefined
   let address: string
   try {
-    operations = await startOperationsServer({ host: config.host, port: config.metricsPort, metrics, logger })
-    address = await app.listen({ port: config.httpPort, host: config.host })
+    operations = await startOperationsServer({
+      host: config.metricsHost,
+      port: config.metricsPort,
+      metrics,
+      logger,
+    })
+    await app.listen({ port: config.httpPort, host: config.host })
+    address = listenAddress(app.server.address() as AddressInfo)
   } catch (error) {
     // A port in use: undo the start, so the process can exit with the error.
     await operations?.close()
@@ -61,10 +68,21 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await pipeline.abort()
     throw error
   }
-  const url = localUrl(address)
+  // `address` and `metricsAddress` are what the kernel bound (0.0.0.0 is every interface); the
+  // URLs are for a client on this machine.
+  const url = localUrl(`http://${address}`)
   const metricsUrl = operations.url
   logger.info(
-    { url, metricsUrl, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir, workers: 1 },
+    {
+      url,
+      address,
+      metricsUrl,
+      metricsAddress: operations.address,
+      sinks: config.sinks,
+      ack: config.ack,
+      dataDir: config.dataDir,
+      workers: 1,
+    },
     'ServerStarted',
   )
 

@@ -6,7 +6,7 @@
  *   spillway wal inspect [--data-dir D]   list WAL segments and records
  *   spillway wal verify [--data-dir D]    check every record's CRC and the segment chain
  *   spillway config check [--config F]    validate configuration and print it
- *   spillway dlq list|replay [options]    inspect / re-submit the dead-letter store (see dlq.ts)
+ *   spillway dlq list|replay|purge [opts] inspect / re-submit / drop dead letters (see dlq.ts)
  *   spillway load [options]               load-test an HTTP ingestion endpoint (see load.ts)
  */
 import cluster from 'node:cluster'
@@ -28,7 +28,16 @@ import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { inspectWal, verifyWal } from '../wal/inspect.ts'
 import { parseArgs } from './args.ts'
 import { checkConfig } from './config-check.ts'
-import { DLQ_FLAGS, formatListing, formatReplay, listDlq, replayDlq, replayExitCode } from './dlq.ts'
+import {
+  DLQ_FLAGS,
+  formatListing,
+  formatPurge,
+  formatReplay,
+  listDlq,
+  purgeDlq,
+  replayDlq,
+  replayExitCode,
+} from './dlq.ts'
 import { loadCommand } from './load.ts'
 
 const USAGE = `usage: spillway <command> [options]
@@ -47,8 +56,11 @@ commands:
                        [--sink intake|<sink>] [--limit N] [--all] [--json]
   dlq replay         re-submit pending dead-lettered events to a running server (POST /events/batch)
                        [--url http://127.0.0.1:<http-port>] [--sink intake|<sink>] [--dry-run]
-                       [--chunk-events N (≤ 1000)] [--json]
+                       [--chunk-events N (≤ 1000)] [--api-key K (or SPILLWAY_API_KEY)] [--json]
                        a line is never sent twice: outcomes are kept in <data-dir>/deadletter/replayed/
+  dlq purge          drop dead-lettered entries and free their bytes, safe while the server runs
+                       (--reason TEXT | --sink S | --before TIME | --replayed)… | --all [--dry-run]
+                       [--json]; dlq drop is the same command
   load               load-test an HTTP ingestion endpoint, Spillway or not: open model (--rate,
                        --stages, presets constant-15k, ramp-spike, producer) or closed (--connections);
                        thresholds set the exit code; --out JSON, --html report; see spillway load --help
@@ -152,7 +164,12 @@ async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(flags['json'] ? `${JSON.stringify(report)}\n` : formatReplay(report))
         return replayExitCode(report)
       }
-      throw usage(`unknown dlq command "${sub ?? ''}"; use list or replay`)
+      if (sub === 'purge' || sub === 'drop') {
+        const purge = await purgeDlq(config, flags)
+        process.stdout.write(flags['json'] ? `${JSON.stringify(purge)}\n` : formatPurge(purge))
+        return 0
+      }
+      throw usage(`unknown dlq command "${sub ?? ''}"; use list, replay or purge`)
     default:
       throw usage(`unknown command "${command}"`)
   }

@@ -178,6 +178,8 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
   const firstListen = Promise.withResolvers<string>()
   const started = new Set<number>()
   let url = ''
+  /** What the kernel bound for the API, e.g. 0.0.0.0:8080 (the URL is for a local client). */
+  let apiAddress = ''
 
   const fork = (s: Shard) => {
     s.listening = false
@@ -203,6 +205,8 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
           ? '127.0.0.1'
           : address.address
       url ||= `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
+      const bound = address.address ?? ''
+      apiAddress ||= `${bound.includes(':') ? `[${bound}]` : bound}:${address.port}`
       logger.info({ shard: s.index, workerPid: worker.process.pid }, 'WorkerStarted')
       started.add(s.index)
       if (started.size === workers) firstListen.resolve(url)
@@ -300,7 +304,7 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
 
   try {
     operations = await startOperationsServer({
-      host: config.host,
+      host: config.metricsHost,
       port: config.metricsPort,
       metrics: { render: () => metrics.render(others) },
       logger,
@@ -331,7 +335,16 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
   }
   const metricsUrl = operations.url
   logger.info(
-    { url, metricsUrl, sinks: config.sinks, ack: config.ack, dataDir: config.dataDir, workers },
+    {
+      url,
+      address: apiAddress,
+      metricsUrl,
+      metricsAddress: operations.address,
+      sinks: config.sinks,
+      ack: config.ack,
+      dataDir: config.dataDir,
+      workers,
+    },
     'ServerStarted',
   )
 

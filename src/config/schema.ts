@@ -38,7 +38,7 @@ export const OPTIONS = {
     default: '0.0.0.0',
     env: ['SPILLWAY_HOST'],
     flag: 'host',
-    doc: 'Address the HTTP API and the operations port bind to.',
+    doc: 'Address the HTTP API binds to (`0.0.0.0`: every IPv4 interface; `::` every interface).',
   },
   metricsPort: {
     type: 'int',
@@ -48,6 +48,13 @@ export const OPTIONS = {
     env: ['METRICS_PORT'],
     flag: 'metrics-port',
     doc: 'Port of the operations endpoint (Prometheus `GET /metrics`); 0 picks a free port.',
+  },
+  metricsHost: {
+    type: 'string',
+    default: '127.0.0.1',
+    env: ['METRICS_HOST'],
+    flag: 'metrics-host',
+    doc: 'Address the operations port binds to: loopback by default, because it has no authentication; `0.0.0.0` lets a remote Prometheus scrape it.',
   },
   logLevel: {
     type: 'enum',

@@ -107,7 +107,12 @@ export async function startConsumer(
   let operations: OperationsServer
   try {
     await tryOpen()
-    operations = await startOperationsServer({ host: config.host, port: config.metricsPort, metrics, logger })
+    operations = await startOperationsServer({
+      host: config.metricsHost,
+      port: config.metricsPort,
+      metrics,
+      logger,
+    })
   } catch (error) {
     await source.close().catch(() => {})
     await pipeline.abort()
@@ -218,7 +223,13 @@ export async function startConsumer(
     throw error
   })
   log.info(
-    { metricsUrl: operations.url, sinks: config.sinks, dataDir: config.dataDir, head: lastEnd },
+    {
+      metricsUrl: operations.url,
+      metricsAddress: operations.address,
+      sinks: config.sinks,
+      dataDir: config.dataDir,
+      head: lastEnd,
+    },
     'ConsumerStarted',
   )
 

@@ -8,23 +8,41 @@
  *
  * Each store instance writes its own file (`<source>-<time>-<pid>-<thread>.jsonl`): the HTTP
  * thread and the delivery thread both append, and separate files keep their lines from
- * interleaving without any locking. `list()` reads every file of the directory.
+ * interleaving. `list()` reads every file of the directory.
+ *
+ * Bounds (G4). The directory holds at most `maxDeadLetterBytes` and `maxDeadLetterEntries`,
+ * counted over every file, whoever wrote it. An append that would pass either bound is refused
+ * whole, before a byte is written, with SPW_ERR_DEADLETTER_FULL (503, retryable, Retry-After
+ * 60 s): nothing of its request is accepted, so no invalid event is ever answered as kept and then
+ * lost, and delivery does not move its cursor past an event it could not keep. Only an operator
+ * frees room (`spillway dlq purge`). Like admission, an empty store always takes one append, so a
+ * bound below one batch cannot refuse it for ever.
+ *
+ * Writers and `dlq purge`. Every append and every rewrite of a file by `dropDeadLetters` happens
+ * under one exclusive kernel lock on `append.lock` (an open-file-description lock, released by
+ * the kernel if its holder dies), so the bounds hold across threads and processes and a purge
+ * never races an append. A purge blanks the dropped lines (an empty line is no entry), writes the
+ * file anew beside it and renames it over; a file left without entries is removed. Under the
+ * lock, a writer whose file was replaced reopens it, and one whose file was removed starts a new
+ * file: a name is never reused, so a line id never names two entries.
  *
  * A failed append (ENOSPC, EIO) rejects with SPW_ERR_DEADLETTER_IO (503, retryable) and cuts the
  * file back to its last complete line, so a half-written line never glues itself to the next
  * entry; if even that fails, the file is abandoned (its torn tail is skipped by readers, as after
  * a crash) and the next append starts a new file.
  *
- * Each line is identified by `<file>#<line number>` (see `scanDeadLetters`): files are only ever
- * appended to, so the identity of a line never changes; `spillway dlq replay` records the lines
- * it replayed under that name in `replayed/` (see dlq-replay.ts).
+ * Each line is identified by `<file>#<line number>` (see `scanDeadLetters`): lines are appended,
+ * or blanked by a purge, never moved, so the identity of a line never changes; `spillway dlq
+ * replay` records what it did to a line under that name in `replayed/` (see dlq-replay.ts).
  */
 import { randomBytes } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
-import { mkdir, open, readdir, readFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { threadId } from 'node:worker_threads'
-import { isSpillwayError, spillwayError } from '../errors.ts'
+import type { Config } from '../config/schema.ts'
+import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
 import { syncDir } from './cursor-file.ts'
 
 export interface DeadLetterEntry {
@@ -57,14 +75,46 @@ export interface StoredDeadLetter {
   readonly entry: DeadLetterEntry
 }
 
+/** The store's bounds (`maxDeadLetterBytes`, `maxDeadLetterEntries`). */
+export interface DeadLetterLimits {
+  readonly maxBytes: number
+  readonly maxEntries: number
+}
+
 export interface DeadLetterStoreOptions {
   /** Prefix of this instance's file name, e.g. `intake` or `delivery`. */
   readonly source?: string
+  /** Without limits the store is unbounded (tests, tools). */
+  readonly limits?: DeadLetterLimits
+  /** How long an append waits for a running purge to let go of the lock. */
+  readonly lockTimeoutMs?: number
 }
+
+/** What the directory holds now, every writer's files together. */
+export interface DeadLetterUsage {
+  readonly bytes: number
+  readonly entries: number
+  readonly files: number
+}
+
+/** The store's bounds as configured. */
+export function deadLetterLimits(
+  config: Pick<Config, 'maxDeadLetterBytes' | 'maxDeadLetterEntries'>,
+): DeadLetterLimits {
+  return { maxBytes: config.maxDeadLetterBytes, maxEntries: config.maxDeadLetterEntries }
+}
+
+/** Retry-After of a refusal by a full store: only an operator frees room, so not every second. */
+export const FULL_RETRY_AFTER_SECONDS = 60
+const LOCK_FILE = 'append.lock'
+const DEFAULT_LOCK_TIMEOUT_MS = 30_000
 
 export class DeadLetterStore {
   readonly dir: string
   readonly #source: string
+  readonly #limits: DeadLetterLimits | undefined
+  readonly #lock: StoreLock
+  readonly #usage: UsageCounter
   #file: FileHandle | undefined
   #path: string | undefined
   /** Bytes of complete, fsync'd lines in the current file: where a failed append is cut back to. */
@@ -76,6 +126,9 @@ export class DeadLetterStore {
   constructor(dir: string, options: DeadLetterStoreOptions = {}) {
     this.dir = dir
     this.#source = options.source ?? 'spillway'
+    this.#limits = options.limits
+    this.#lock = new StoreLock(dir, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)
+    this.#usage = new UsageCounter(dir)
   }
 
   /** Entries appended through this instance since it was created. */
@@ -83,19 +136,28 @@ export class DeadLetterStore {
     return this.#count
   }
 
-  /** Resolves once every entry is on disk (written and fdatasync'd). */
+  /**
+   * Resolves once every entry is on disk (written and fdatasync'd). Rejects with
+   * SPW_ERR_DEADLETTER_FULL, writing nothing, when the entries would pass a bound.
+   */
   append(entries: readonly DeadLetterEntry[]): Promise<void> {
     if (entries.length === 0) return this.#tail
     const text = entries.map((entry) => `${stringify(entry)}\n`).join('')
     const bytes = Buffer.byteLength(text)
     const run = this.#tail.then(async () => {
+      const unlock = await this.#lock.take(entries.length)
       try {
-        const file = await this.#open()
-        await file.appendFile(text)
-        await file.datasync()
-      } catch (error) {
-        await this.#cutBack()
-        throw ioError(error, entries.length)
+        if (this.#limits) await this.#checkRoom(this.#limits, entries.length, bytes)
+        try {
+          const file = await this.#open()
+          await file.appendFile(text)
+          await file.datasync()
+        } catch (error) {
+          await this.#cutBack()
+          throw ioError(error, entries.length)
+        }
+      } finally {
+        unlock()
       }
       this.#size += bytes
       this.#count += entries.length
@@ -111,14 +173,51 @@ export class DeadLetterStore {
     return (await scanDeadLetters(this.dir)).map((stored) => stored.entry)
   }
 
+  /** Bytes and entries of the whole directory (every writer's files). */
+  async usage(): Promise<DeadLetterUsage> {
+    await this.#tail
+    return this.#usage.read()
+  }
+
   async close(): Promise<void> {
     await this.#tail
     await this.#file?.close()
     this.#file = undefined
+    await this.#lock.close()
+  }
+
+  async #checkRoom(limits: DeadLetterLimits, entries: number, bytes: number): Promise<void> {
+    let usage: DeadLetterUsage
+    try {
+      usage = await this.#usage.read()
+    } catch (error) {
+      throw ioError(error, entries)
+    }
+    // An empty store takes any one append: a bound below one batch must not refuse it for ever.
+    if (usage.entries === 0) return
+    const overBytes = usage.bytes + bytes > limits.maxBytes
+    const overEntries = usage.entries + entries > limits.maxEntries
+    if (!overBytes && !overEntries) return
+    const bound = overBytes
+      ? `${size(usage.bytes)} + ${size(bytes)} would pass maxDeadLetterBytes (${size(limits.maxBytes)})`
+      : `${usage.entries} + ${entries} entries would pass maxDeadLetterEntries (${limits.maxEntries})`
+    throw fullError(
+      `the dead-letter store is full: keeping ${entries} rejected event${entries === 1 ? '' : 's'} there ` +
+        `(${bound}); nothing of the request was accepted, retry after ${FULL_RETRY_AFTER_SECONDS} s ` +
+        '(an operator frees room with `spillway dlq purge`)',
+    )
   }
 
   async #open(): Promise<FileHandle> {
-    if (this.#file) return this.#file
+    if (this.#file) {
+      // A purge may have replaced this file (reopen it: its lines kept their numbers) or removed
+      // it (start a new one: the old name, and so the ids of its lines, must not come back).
+      if (await sameFile(this.#file, this.#path!)) return this.#file
+      const replaced = await exists(this.#path!)
+      await this.#file.close().catch(() => {})
+      this.#file = undefined
+      if (!replaced) this.#path = undefined
+    }
     await mkdir(this.dir, { recursive: true })
     this.#path ??= join(
       this.dir,
@@ -153,15 +252,285 @@ export class DeadLetterStore {
   }
 }
 
+interface NativeLocks {
+  tryLock(fd: number): boolean
+  unlock(fd: number): void
+}
+
+const native = createRequire(import.meta.url)('fs-native-extensions') as NativeLocks
+
 /**
- * Every line of every `.jsonl` file of `dir`, oldest file first (names start with a timestamp),
- * in file order. A line that does not parse — the torn tail of a crash mid-append — is skipped:
- * its append never returned, so nobody was told it was stored.
+ * The exclusive lock every append and every purge rewrite holds (see the header). Polled rather
+ * than waited for in the thread pool, so a stopped purge cannot hold a libuv thread, and an
+ * append gives up (503) instead of hanging.
  */
-export async function scanDeadLetters(dir: string): Promise<StoredDeadLetter[]> {
+class StoreLock {
+  readonly #dir: string
+  readonly #timeoutMs: number
+  #handle: FileHandle | undefined
+
+  constructor(dir: string, timeoutMs: number) {
+    this.#dir = dir
+    this.#timeoutMs = timeoutMs
+  }
+
+  /** Resolves with the function that lets go. */
+  async take(entries: number): Promise<() => void> {
+    try {
+      if (!this.#handle) {
+        await mkdir(this.#dir, { recursive: true })
+        this.#handle = await open(join(this.#dir, LOCK_FILE), 'a')
+      }
+    } catch (error) {
+      throw ioError(error, entries)
+    }
+    const fd = this.#handle.fd
+    const deadline = Date.now() + this.#timeoutMs
+    for (let wait = 1; !native.tryLock(fd); wait = Math.min(50, wait * 2)) {
+      if (Date.now() > deadline) {
+        throw ioError(
+          new Error(`${join(this.#dir, LOCK_FILE)} stayed locked for ${this.#timeoutMs} ms (a dlq purge?)`),
+          entries,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait))
+    }
+    return () => native.unlock(fd)
+  }
+
+  async close(): Promise<void> {
+    await this.#handle?.close()
+    this.#handle = undefined
+  }
+}
+
+interface FileCount {
+  readonly ino: number
+  /** Where the next unread line starts (after the last newline counted). */
+  scanned: number
+  size: number
+  entries: number
+}
+
+/**
+ * Bytes and entries (non-empty lines) of the directory, read incrementally: a file is read only
+ * from where the last reading stopped, and read again whole when a purge replaced it.
+ */
+class UsageCounter {
+  readonly #dir: string
+  #files = new Map<string, FileCount>()
+
+  constructor(dir: string) {
+    this.#dir = dir
+  }
+
+  async read(): Promise<DeadLetterUsage> {
+    const next = new Map<string, FileCount>()
+    let bytes = 0
+    let entries = 0
+    for (const name of await jsonlFiles(this.#dir)) {
+      let info: Awaited<ReturnType<typeof stat>>
+      try {
+        info = await stat(join(this.#dir, name))
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+        throw error
+      }
+      let count = this.#files.get(name)
+      if (!count || count.ino !== info.ino || info.size < count.scanned) {
+        count = { ino: info.ino, scanned: 0, size: 0, entries: 0 }
+      }
+      if (info.size > count.scanned) await countLines(join(this.#dir, name), count, info.size)
+      count.size = info.size
+      next.set(name, count)
+      bytes += info.size
+      entries += count.entries
+    }
+    this.#files = next
+    return { bytes, entries, files: next.size }
+  }
+}
+
+/** Reads `path` from `count.scanned` up to `end`, counting the non-empty complete lines. */
+async function countLines(path: string, count: FileCount, end: number): Promise<void> {
+  let file: FileHandle
+  try {
+    file = await open(path, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024)
+    let position = count.scanned
+    let lineStart = count.scanned
+    while (position < end) {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position)
+      if (bytesRead === 0) break
+      let at = buffer.indexOf(10)
+      while (at !== -1 && at < bytesRead) {
+        const absolute = position + at
+        if (absolute > lineStart) count.entries++
+        lineStart = absolute + 1
+        at = buffer.indexOf(10, at + 1)
+      }
+      position += bytesRead
+    }
+    count.scanned = lineStart
+  } finally {
+    await file.close()
+  }
+}
+
+/** Bytes and entries of a dead-letter directory now (for metrics and the dlq commands). */
+export async function deadLetterUsage(dir: string): Promise<DeadLetterUsage> {
+  return new UsageCounter(dir).read()
+}
+
+/** A reader of a directory's usage that keeps its counts between calls (a metrics source). */
+export function deadLetterUsageReader(dir: string): () => Promise<DeadLetterUsage> {
+  const counter = new UsageCounter(dir)
+  let reading: Promise<DeadLetterUsage> | undefined
+  return () => {
+    // Scrapes that overlap share one reading.
+    reading ??= counter.read().finally(() => {
+      reading = undefined
+    })
+    return reading
+  }
+}
+
+export interface DropOptions {
+  /** Count what would be dropped; change nothing. */
+  readonly dryRun?: boolean
+  readonly lockTimeoutMs?: number
+}
+
+export interface DropReport {
+  readonly dryRun: boolean
+  /** Entries removed (or that would be). */
+  readonly entries: number
+  /** Bytes freed (or that would be), torn tails of crashed appends included. */
+  readonly bytes: number
+  /** Files removed because no entry was left in them. */
+  readonly filesRemoved: number
+}
+
+/**
+ * Removes the entries `select` picks, safely while servers append (see the header): file by file,
+ * under the store's lock, the dropped lines are blanked and the file replaced; a file left with
+ * no entry is removed. `select` sees every entry as it is under the lock, so an entry appended
+ * after the caller looked is judged too, never lost unseen.
+ */
+export async function dropDeadLetters(
+  dir: string,
+  select: (stored: StoredDeadLetter) => boolean,
+  options: DropOptions = {},
+): Promise<DropReport> {
+  const dryRun = options.dryRun ?? false
+  const lock = new StoreLock(dir, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)
+  let entries = 0
+  let bytes = 0
+  let filesRemoved = 0
+  try {
+    await removeLeftovers(dir, dryRun)
+    for (const name of await jsonlFiles(dir)) {
+      const unlock = await lock.take(0)
+      try {
+        const path = join(dir, name)
+        let text: string
+        try {
+          text = await readFile(path, 'utf8')
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+          throw error
+        }
+        const lines = text.split('\n')
+        // Text after the last newline is the torn tail of an append that never returned.
+        const torn = lines.pop() ?? ''
+        let dropped = 0
+        let left = 0
+        for (let i = 0; i < lines.length; i++) {
+          if (lines[i].length === 0) continue
+          const entry = parseEntry(lines[i])
+          if (entry && select({ id: `${name}#${i + 1}`, file: name, line: i + 1, entry })) {
+            lines[i] = ''
+            dropped++
+          } else {
+            left++
+          }
+        }
+        if (dropped === 0 && torn.length === 0) continue
+        const kept = left === 0 ? '' : lines.map((line) => `${line}\n`).join('')
+        entries += dropped
+        bytes += Buffer.byteLength(text) - Buffer.byteLength(kept)
+        if (dryRun) {
+          if (left === 0) filesRemoved++
+          continue
+        }
+        if (left === 0) {
+          await unlink(path)
+          filesRemoved++
+        } else {
+          const temporary = `${path}.purging`
+          const file = await open(temporary, 'w')
+          try {
+            await file.writeFile(kept)
+            await file.datasync()
+          } finally {
+            await file.close()
+          }
+          await rename(temporary, path)
+        }
+        await syncDir(dir)
+      } finally {
+        unlock()
+      }
+    }
+  } finally {
+    await lock.close()
+  }
+  return { dryRun, entries, bytes, filesRemoved }
+}
+
+/** A purge that died between writing its new file and renaming it leaves the new file behind. */
+async function removeLeftovers(dir: string, dryRun: boolean): Promise<void> {
+  if (dryRun) return
   let names: string[]
   try {
-    names = (await readdir(dir, { withFileTypes: true }))
+    names = await readdir(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  for (const name of names) {
+    if (name.endsWith('.jsonl.purging')) await unlink(join(dir, name)).catch(() => {})
+  }
+}
+
+async function sameFile(file: FileHandle, path: string): Promise<boolean> {
+  try {
+    const [open, named] = await Promise.all([file.stat(), stat(path)])
+    return open.ino === named.ino && open.dev === named.dev
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw error
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The `.jsonl` files of `dir`, oldest first (names start with a timestamp); none when it is missing. */
+async function jsonlFiles(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true }))
       .filter((dirent) => dirent.isFile() && dirent.name.endsWith('.jsonl'))
       .map((dirent) => dirent.name)
       .sort(byTimeInName)
@@ -169,8 +538,29 @@ export async function scanDeadLetters(dir: string): Promise<StoredDeadLetter[]> 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw error
   }
+}
+
+function parseEntry(line: string): DeadLetterEntry | undefined {
+  let entry: unknown
+  try {
+    entry = JSON.parse(line)
+  } catch {
+    return undefined
+  }
+  return typeof entry === 'object' && entry !== null && 'reason' in entry
+    ? (entry as DeadLetterEntry)
+    : undefined
+}
+
+/**
+ * Every line of every `.jsonl` file of `dir`, oldest file first (names start with a timestamp),
+ * in file order. An empty line (dropped by a purge) is no entry; a line that does not parse — the
+ * torn tail of a crash mid-append — is skipped: its append never returned, so nobody was told it
+ * was stored.
+ */
+export async function scanDeadLetters(dir: string): Promise<StoredDeadLetter[]> {
   const stored: StoredDeadLetter[] = []
-  for (const file of names) {
+  for (const file of await jsonlFiles(dir)) {
     let text: string
     try {
       text = await readFile(join(dir, file), 'utf8')
@@ -182,15 +572,8 @@ export async function scanDeadLetters(dir: string): Promise<StoredDeadLetter[]> 
     for (const content of text.split('\n')) {
       line++
       if (content.length === 0) continue
-      let entry: unknown
-      try {
-        entry = JSON.parse(content)
-      } catch {
-        continue
-      }
-      if (typeof entry === 'object' && entry !== null && 'reason' in entry) {
-        stored.push({ id: `${file}#${line}`, file, line, entry: entry as DeadLetterEntry })
-      }
+      const entry = parseEntry(content)
+      if (entry) stored.push({ id: `${file}#${line}`, file, line, entry })
     }
   }
   return stored
@@ -217,6 +600,24 @@ function ioError(cause: unknown, entries: number) {
       'nothing of the request was accepted, retry later',
     { cause },
   )
+}
+
+function fullError(message: string): SpillwayError {
+  return Object.assign(spillwayError('SPW_ERR_DEADLETTER_FULL', message), {
+    retryAfterSeconds: FULL_RETRY_AFTER_SECONDS,
+  })
+}
+
+function size(bytes: number): string {
+  if (bytes < 10 * 1024) return `${bytes} bytes`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
 }
 
 /** Containers deeper than this are cut when an event cannot be serialised whole. */

@@ -1,17 +1,20 @@
 /**
  * The replay ledger: which dead-letter lines `spillway dlq replay` has already re-submitted, so
- * running it twice never sends the same line twice. The dead-letter files themselves are never
- * moved or rewritten — the server may be appending to them while a replay runs — so the ledger
- * names lines by their stable id (`<file>#<line>`, see dead-letter.ts) in
+ * running it twice never sends the same line twice. The replay does not touch the dead-letter
+ * files — the server may be appending to them while it runs — and a purge only blanks lines, never
+ * moves them, so the ledger names lines by their stable id (`<file>#<line>`, see dead-letter.ts) in
  * `<dataDir>/deadletter/replayed/ledger.jsonl`, one JSON object per line:
  *   {"id":"intake-…jsonl#7","at":1723475612000,"outcome":"accepted"}
- *   {"id":"intake-…jsonl#9","at":1723475612000,"outcome":"rejected","reason":"user_id is required"}
+ *   {"id":"intake-…jsonl#9","at":1723475612000,"outcome":"invalid","reason":"user_id is required"}
  *   {"id":"delivery-…jsonl#2","at":1723475612000,"outcome":"failed","reason":"HTTP 413: …"}
- * `accepted` and `rejected` close a line for good: an accepted event is in the log, and a rejected
- * one was dead-lettered again by the server that refused it, as a new line with the new reason
- * (replaying to the server of the same data directory puts it back in this store). `failed` (the
- * whole request was refused, e.g. too large) leaves the line pending. The last record of an id
- * wins. Records are fdatasync'd before the next request is sent.
+ * `accepted` closes a line for good: the event is in the log. `invalid` (the server rejected the
+ * event again) and `failed` (the whole request was refused, e.g. too large) leave it pending: the
+ * line stays the only copy — replay asks the server not to dead-letter it again — and a later
+ * replay, after the next fix, tries it again. The last record of an id wins; a record that says
+ * what the last one of its id says is not written again, so repeated replays of the same
+ * still-invalid lines do not grow the ledger. Records are fdatasync'd before the next request.
+ * `rejected`, written by replays before `invalid` existed, closes its line: that replay had the
+ * server dead-letter the event again as a new line.
  *
  * One replay at a time: the running replay holds the kernel lock of `replayed/LOCK` (wal/lock.ts).
  */
@@ -23,7 +26,8 @@ import { type DirLock, lockDirectory } from '../wal/lock.ts'
 import { syncDir } from './cursor-file.ts'
 import { type StoredDeadLetter, scanDeadLetters } from './dead-letter.ts'
 
-export type ReplayOutcome = 'accepted' | 'rejected' | 'failed'
+/** `rejected` only in ledgers of older replays (see the header). */
+export type ReplayOutcome = 'accepted' | 'invalid' | 'failed' | 'rejected'
 
 export interface ReplayRecord {
   readonly id: string
@@ -37,7 +41,7 @@ export interface ReplayRecord {
 export interface DeadLetterState extends StoredDeadLetter {
   /** The last replay record of this line, if any. */
   readonly replay?: ReplayRecord
-  /** False once the line was replayed (accepted, or rejected and dead-lettered again). */
+  /** False once the line was replayed for good (accepted, or by an older replay: rejected). */
   readonly pending: boolean
 }
 
@@ -99,8 +103,12 @@ export class ReplayLedger {
     }
   }
 
-  /** Appends records and fdatasyncs them. */
-  async record(records: readonly ReplayRecord[]): Promise<void> {
+  /** Appends records and fdatasyncs them (a record that repeats its id's last one is skipped). */
+  async record(all: readonly ReplayRecord[]): Promise<void> {
+    const records = all.filter((r) => {
+      const last = this.#records.get(r.id)
+      return last === undefined || last.outcome !== r.outcome || last.reason !== r.reason
+    })
     if (records.length === 0) return
     if (!this.#file) {
       await mkdir(this.dir, { recursive: true })

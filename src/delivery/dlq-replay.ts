@@ -4,22 +4,26 @@
  *
  * What is sent, one NDJSON line per dead-letter line:
  * - an event a sink refused (a NormalizedEvent from the WAL) goes back as an input event: the
- *   server-set `received_at` is dropped, everything else — `event_id` included — is kept, so dedup
+ *   server-set `received_at` and `tenant` (the replay's API key gives it) are dropped, everything
+ *   else — `event_id` included — is kept, so dedup
  *   recognises it and the sinks, keyed by `event_id`, store it once;
  * - an event refused at intake goes back exactly as the client sent it: a JSON value as that
  *   value (an object, or a string, number… which the server rejects again), and the raw text of an
  *   NDJSON line that was not JSON (a string, with the reason `line N is not valid JSON: …`) as
  *   that text.
  *   Such events only pass once the cause is gone (a limit raised, or the entry's `event` edited
- *   into a valid object); until then the server rejects them again and, being a batch rejection,
- *   dead-letters them again with the new reason — they stay in the store, as a new line;
+ *   into a valid object); until then the server rejects them again. Requests go with
+ *   `?dead_letter=false`, so the server does not write them again as new lines (the store would
+ *   grow with every run): the ledger marks the line `invalid` with the new reason, and it stays
+ *   pending for the next replay;
  * - an entry that cannot be one NDJSON line (the multi-line text of a WAL record that did not
  *   decode, or an event stored cut because it was nested too deep) is skipped and reported.
  *
  * Chunks hold at most 1000 events and about 1 MiB; a chunk answered 413 is halved until it fits,
  * and a lone event still too large is recorded as failed (it stays pending). A 503, 429, 5xx, an
  * auth error or an unreachable server stops the replay: what was sent so far is recorded, the
- * rest stays pending for the next run. After each answer the outcome of every line is written to
+ * rest stays pending for the next run. With an API key (`--api-key`, `SPILLWAY_API_KEY`) every
+ * request carries `Authorization: Bearer <key>`. After each answer the outcome of every line is written to
  * the ledger (dlq-ledger.ts) before the next chunk goes, so a second run sends only what the first
  * did not finish. A crash between the server's answer and the ledger write re-sends that one chunk
  * on the next run (at least once; the events keep their `event_id`, or get the same content-hash
@@ -43,7 +47,9 @@ export interface ReplayOptions {
   readonly dryRun?: boolean
   readonly chunkEvents?: number
   readonly chunkBytes?: number
-  /** Extra request headers (e.g. an API key). */
+  /** Sent as `Authorization: Bearer <key>` to a server that requires API keys. */
+  readonly apiKey?: string
+  /** Extra request headers. */
   readonly headers?: Readonly<Record<string, string>>
   /** Seam for tests. */
   readonly fetch?: typeof fetch
@@ -66,7 +72,7 @@ export interface ReplayReport {
   readonly accepted: number
   /** Of the accepted, how many the server reported as duplicates. */
   readonly duplicates: number
-  /** Rejected again, with the server's new reason; the server dead-lettered them again. */
+  /** Rejected again, with the server's new reason; marked `invalid` in the ledger, still pending. */
   readonly rejected: readonly ReplayProblem[]
   /** Refused as a whole request (e.g. 413 for one event); they stay pending. */
   readonly failed: readonly ReplayProblem[]
@@ -96,7 +102,8 @@ export function replayLine(entry: DeadLetterEntry): { line: string } | { skip: s
     return { line: event }
   }
   if (entry.sink !== undefined && isObject(event) && 'received_at' in event) {
-    const { received_at: _receivedAt, ...input } = event
+    // The tenant too: it is the label of the API key the replay sends with, as for any request.
+    const { received_at: _receivedAt, tenant: _tenant, ...input } = event
     return { line: JSON.stringify(input) }
   }
   const line = JSON.stringify(event === undefined ? null : event)
@@ -144,6 +151,7 @@ class ReplayRun {
   readonly #ledger: ReplayLedger
   readonly #fetch: typeof fetch
   readonly #endpoint: string
+  readonly #target: string
   sent = 0
   requests = 0
   accepted = 0
@@ -158,6 +166,8 @@ class ReplayRun {
     this.#ledger = ledger
     this.#fetch = options.fetch ?? fetch
     this.#endpoint = `${options.url.replace(/\/+$/, '')}/events/batch`
+    // The entries are in the store already: the server must not dead-letter them again.
+    this.#target = `${this.#endpoint}?dead_letter=false`
   }
 
   /** Sends one chunk (halving it on 413); false when the replay must stop. */
@@ -166,9 +176,13 @@ class ReplayRun {
     let body: unknown
     try {
       this.requests++
-      const response = await this.#fetch(this.#endpoint, {
+      const response = await this.#fetch(this.#target, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-ndjson', ...this.#options.headers },
+        headers: {
+          'content-type': 'application/x-ndjson',
+          ...(this.#options.apiKey !== undefined && { authorization: `Bearer ${this.#options.apiKey}` }),
+          ...this.#options.headers,
+        },
         body: `${chunk.map((line) => line.text).join('\n')}\n`,
       })
       status = response.status
@@ -200,7 +214,13 @@ class ReplayRun {
       this.failed.push({ id: record.id, reason })
       return true
     }
-    this.stopped = `the server answered ${reason}`
+    const hint =
+      status === 401
+        ? this.#options.apiKey === undefined
+          ? ' (the server requires an API key: pass --api-key or set SPILLWAY_API_KEY)'
+          : ' (the server does not accept this API key)'
+        : ''
+    this.stopped = `the server answered ${reason}${hint}`
     return false
   }
 
@@ -216,7 +236,7 @@ class ReplayRun {
       const reason = reasons.get(index)
       return reason === undefined
         ? { id: line.stored.id, at, outcome: 'accepted' }
-        : { id: line.stored.id, at, outcome: 'rejected', reason }
+        : { id: line.stored.id, at, outcome: 'invalid', reason }
     })
     await this.#ledger.record(records)
     this.sent += chunk.length

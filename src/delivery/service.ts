@@ -17,7 +17,7 @@ import { MAX_SINKS, type WalSharedState } from '../wal/shared-state.ts'
 import type { BackoffOptions } from './backoff.ts'
 import type { BreakerState } from './breaker.ts'
 import { CursorFile } from './cursor-file.ts'
-import { DeadLetterStore } from './dead-letter.ts'
+import { DeadLetterStore, deadLetterLimits } from './dead-letter.ts'
 import { DeliveryLoop, type DeliveryStats } from './loop.ts'
 
 export interface DeliveryServiceOptions {
@@ -106,7 +106,10 @@ export class DeliveryService implements QueryBackend {
     const sinks = options.sinks ?? names.map((name) => createSink(name, config, logger))
     if (sinks.length !== names.length) throw new TypeError('one sink per config.sinks entry is required')
 
-    const deadLetter = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'delivery' })
+    const deadLetter = new DeadLetterStore(join(config.dataDir, 'deadletter'), {
+      source: 'delivery',
+      limits: deadLetterLimits(config),
+    })
     const dedup = await startDedup(config, logger)
     const cursorDir = join(config.dataDir, 'cursors')
     const loops = sinks.map(

@@ -158,6 +158,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       `wait must be true or false, got "${String(wait).slice(0, 40)}"`,
     )
   }
+  // `?dead_letter=false`: invalid events answered, not kept (a client that keeps them, e.g. dlq replay).
+  const keepsRejected = (request: FastifyRequest) => {
+    const keep = (request.query as Record<string, unknown>)['dead_letter']
+    if (keep === undefined || keep === 'true' || keep === '1') return true
+    if (keep === 'false' || keep === '0') return false
+    throw spillwayError(
+      'SPW_ERR_INTAKE_INVALID',
+      `dead_letter must be true or false, got "${String(keep).slice(0, 40)}"`,
+    )
+  }
   const context = (request: FastifyRequest): IntakeContext => {
     const key = request.headers['idempotency-key']
     if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 128)) {
@@ -243,7 +253,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const batch = async (request: FastifyRequest, reply: FastifyReply) => {
     const raw = requireBody(request.body)
     const durable = wantsDurable(request)
-    const outcome = await ingestor.acceptBatch(raw.bytes, raw.ndjson, context(request), durable)
+    const outcome = await ingestor.acceptBatch(
+      raw.bytes,
+      raw.ndjson,
+      context(request),
+      durable,
+      keepsRejected(request),
+    )
     if (outcome.accepted === 0 && outcome.duplicates === 0) {
       reply.code(400)
       return { error: `all ${outcome.rejected.length} events were rejected`, ...outcome }
@@ -313,7 +329,10 @@ function requireBody(body: unknown): RawBody {
 
 function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, logger: Logger) {
   if (isSpillwayError(error)) {
-    if (error.statusCode === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    if (error.statusCode === 503) {
+      const seconds = (error as { retryAfterSeconds?: number }).retryAfterSeconds
+      reply.header('retry-after', seconds === undefined ? RETRY_AFTER_SECONDS : String(seconds))
+    }
     if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="spillway"')
     // A 503 is a refusal the client retries (overload, full disk, shutdown); its cause is logged
     // once where it happens (WalGroupFailed, …), not once per refused request.

@@ -108,11 +108,17 @@ export class Ingestor {
     return { event_id: key, duplicate: false }
   }
 
+  /**
+   * `deadLetter: false` (`?dead_letter=false`): the invalid events are answered by index but not
+   * kept — for a client that keeps them itself, like `dlq replay`, whose entries are already in
+   * the store. A full dead-letter store refuses the whole request (503) before anything is appended.
+   */
   async acceptBatch(
     body: Buffer,
     ndjson: boolean,
     ctx: IntakeContext,
     durable: boolean,
+    deadLetter = true,
   ): Promise<BatchOutcome> {
     let parsed: ReturnType<typeof parseBatch>
     try {
@@ -129,7 +135,7 @@ export class Ingestor {
     const duplicates = valid.length - events.length
     this.#metrics?.duplicate(duplicates)
     try {
-      if (rejected.length > 0 && this.#deadLetters) {
+      if (rejected.length > 0 && this.#deadLetters && deadLetter) {
         await this.#deadLetters.append(
           rejected.map((r) => ({
             at: ctx.receivedAt,

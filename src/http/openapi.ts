@@ -52,6 +52,13 @@ const wait = {
   schema: { type: 'boolean', default: true },
   description: '`false` answers once the event is written, before the fsync (the fast, non-durable answer).',
 }
+const deadLetter = {
+  name: 'dead_letter',
+  in: 'query',
+  schema: { type: 'boolean', default: true },
+  description:
+    '`false`: invalid events are reported by index but not kept in the dead-letter store (for a client that keeps them itself, like `spillway dlq replay`).',
+}
 const overload = {
   description:
     'A resource bound is hit (admission control, checked before the body is read) or the server is closing; retry after `Retry-After` seconds.',
@@ -132,9 +139,10 @@ export const openapiDocument = {
       post: {
         summary: 'Ingest many events: a JSON array, {"events": [...]}, or NDJSON',
         description:
-          'Valid events are accepted; invalid ones are reported by index and kept in the dead-letter store. `/events/bulk` is an alias.',
+          'Valid events are accepted; invalid ones are reported by index and kept in the dead-letter store (when it is full, the whole request is refused with 503). `/events/bulk` is an alias.',
         parameters: [
           wait,
+          deadLetter,
           { name: 'Content-Encoding', in: 'header', schema: { type: 'string', enum: ['gzip', 'identity'] } },
         ],
         requestBody: {

@@ -95,6 +95,16 @@ export interface MetricSources {
   readonly consume?: () => ConsumeReading
   /** The primary of `serve --workers N` only. */
   readonly cluster?: () => ClusterReading
+  /** The node's dead-letter store (absent in a cluster worker: its primary reports it). */
+  readonly deadLetter?: () => Promise<DeadLetterReading>
+}
+
+/** What the dead-letter store holds, every writer's files together, and its bounds. */
+export interface DeadLetterReading {
+  readonly bytes: number
+  readonly entries: number
+  readonly maxBytes: number
+  readonly maxEntries: number
 }
 
 /** `serve --workers N`, read in the primary (src/cluster/primary.ts). */
@@ -273,6 +283,8 @@ export class ServerMetrics implements IntakeRecorder {
     if (wal && sinkBacklog && delivery) this.#registerPipeline(registers, wal, sinkBacklog)
     const cluster = sources.cluster
     if (cluster) registerCluster(registers, cluster)
+    const deadLetter = sources.deadLetter
+    if (deadLetter) registerDeadLetter(registers, deadLetter)
   }
 
   /** The series of the WAL delivery reads and of the delivery thread (not in a cluster worker). */
@@ -547,6 +559,39 @@ export class ServerMetrics implements IntakeRecorder {
 }
 
 type Labels = Record<string, string>
+
+/** The dead-letter store's size against its bounds (read from its files at scrape time). */
+function registerDeadLetter(registers: Registry[], read: () => Promise<DeadLetterReading>): void {
+  const series: [string, string, (r: DeadLetterReading) => number][] = [
+    [
+      'deadletter_bytes',
+      'Bytes of the dead-letter store (<dataDir>/deadletter), every writer together.',
+      (r) => r.bytes,
+    ],
+    ['deadletter_entries', 'Entries of the dead-letter store.', (r) => r.entries],
+    [
+      'deadletter_limit_bytes',
+      'maxDeadLetterBytes: past it, batches with invalid events get 503.',
+      (r) => r.maxBytes,
+    ],
+    [
+      'deadletter_limit_entries',
+      'maxDeadLetterEntries: past it, batches with invalid events get 503.',
+      (r) => r.maxEntries,
+    ],
+  ]
+  for (const [name, help, value] of series) {
+    new Gauge({
+      name,
+      help,
+      registers,
+      aggregator: 'max',
+      async collect() {
+        this.set(value(await read()))
+      },
+    })
+  }
+}
 
 /** A gauge read at scrape time; `aggregator` says how a cluster's primary adds the workers' values. */
 function scrapeGauge(

@@ -10,6 +10,8 @@ import type { Logger } from './logger.ts'
 export interface OperationsServer {
   /** e.g. http://127.0.0.1:9464 */
   readonly url: string
+  /** The address the kernel bound, from server.address(), e.g. 127.0.0.1:9464 or [::]:9464 */
+  readonly address: string
   close(): Promise<void>
 }
 
@@ -57,12 +59,20 @@ export async function startOperationsServer(options: {
         : address.address
   return {
     url: `http://${host}:${address.port}`,
+    address: listenAddress(address),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeAllConnections()
       }),
   }
+}
+
+/** `host:port` as bound (IPv6 in brackets), for start logs: what the kernel listens on, not a guess. */
+export function listenAddress(address: AddressInfo): string {
+  return address.family === 'IPv6'
+    ? `[${address.address}]:${address.port}`
+    : `${address.address}:${address.port}`
 }
 
 function json(response: import('node:http').ServerResponse, status: number, body: unknown): void {

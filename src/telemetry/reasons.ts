@@ -38,6 +38,7 @@ const BY_CODE: Readonly<Record<string, RejectReason>> = {
   SPW_ERR_WAL_IO: 'storage_unavailable',
   SPW_ERR_WAL_CLOSED: 'storage_unavailable',
   SPW_ERR_DEADLETTER_IO: 'storage_unavailable',
+  SPW_ERR_DEADLETTER_FULL: 'overloaded',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
 }
 

@@ -145,15 +145,15 @@ test('after a replay, dlq list hides what was replayed; --all shows it with its 
   assert.equal(report.rejected.length, 3)
 
   const pending = await listDlq(config, {})
-  assert.equal(pending.replayed, 4)
-  // The three rejected again are back as new lines, with the server's reasons.
+  assert.equal(pending.replayed, 1)
+  // The three rejected again stay pending, once each, marked with the server's reasons.
   assert.equal(pending.total, 3)
-  assert.ok(pending.entries.every((e) => e.replay === undefined))
+  assert.ok(pending.entries.every((e) => e.replay?.outcome === 'invalid'))
+  assert.match(formatListing(pending), /\[replay invalid: user_id is required\]/)
   const all = await listDlq(config, { all: 'true' })
-  assert.equal(all.total, 7)
+  assert.equal(all.total, 4, 'the store did not grow')
   const accepted = all.entries.find((e) => e.replay?.outcome === 'accepted')
   assert.equal(accepted?.source, 'duckdb')
-  assert.match(formatListing(all), /\[replay rejected: user_id is required\]/)
 
   // Nothing that was replayed is sent again.
   const again = await cli([
@@ -194,12 +194,88 @@ test('dlq list --json from the command line; bad commands and flags exit 2', asy
   const listing = JSON.parse(listed.stdout)
   assert.equal(listing.total, 4)
   assert.equal(listing.entries.length, 2)
-  const unknown = await cli(['dlq', 'purge', '--data-dir', config.dataDir])
+  const unknown = await cli(['dlq', 'frobnicate', '--data-dir', config.dataDir])
   assert.equal(unknown.code, 2)
-  assert.match(unknown.stderr, /unknown dlq command "purge"; use list or replay/)
+  assert.match(unknown.stderr, /unknown dlq command "frobnicate"; use list, replay or purge/)
   const badFlag = await cli(['dlq', 'list', '--data-dir', config.dataDir, '--frobnicate'])
   assert.equal(badFlag.code, 2)
   assert.match(badFlag.stderr, /unknown flag --frobnicate/)
+})
+
+test('dlq purge drops what every filter matches and frees its bytes; --dry-run changes nothing', async (t) => {
+  const { config } = await dataDirWith(t, ENTRIES)
+  const dataDir = config.dataDir
+  const reasons = async () => (await listDlq(config, {})).entries.map((e) => e.reason).sort()
+  const all = await reasons()
+  assert.equal(all.length, 4)
+
+  const dry = await cli(['dlq', 'purge', '--data-dir', dataDir, '--reason', 'required', '--dry-run'])
+  assert.equal(dry.code, 0, dry.stderr)
+  assert.match(
+    dry.stdout,
+    /^dry run: would drop 2 entries \(\d+ bytes, 0 files removed\) from .*; it holds 4 entries, \d+ bytes/,
+  )
+  assert.deepEqual(await reasons(), all)
+
+  // --sink and --before together: the intake entries older than 3.5 s after the epoch.
+  const both = await cli([
+    'dlq',
+    'drop',
+    '--data-dir',
+    dataDir,
+    '--sink',
+    'intake',
+    '--before',
+    '1970-01-01T00:00:03.500Z',
+    '--json',
+  ])
+  assert.equal(both.code, 0, both.stderr)
+  const report = JSON.parse(both.stdout)
+  assert.equal(report.entries, 2)
+  assert.ok(report.bytes > 0)
+  assert.deepEqual(report.left.entries, 2)
+  assert.deepEqual(await reasons(), ['Conversion Error: bad value', 'line 1 is not valid JSON: oops'])
+
+  const byReason = await cli(['dlq', 'purge', '--data-dir', dataDir, '--reason', 'Conversion', '--json'])
+  assert.equal(JSON.parse(byReason.stdout).filesRemoved, 1, 'the delivery file had no entry left')
+  assert.deepEqual(await reasons(), ['line 1 is not valid JSON: oops'])
+
+  const none = await cli(['dlq', 'purge', '--data-dir', dataDir])
+  assert.equal(none.code, 2)
+  assert.match(
+    none.stderr,
+    /dlq purge needs a filter \(--reason TEXT, --sink S, --before TIME, --replayed\) or --all/,
+  )
+  const badTime = await cli(['dlq', 'purge', '--data-dir', dataDir, '--before', 'yesterday'])
+  assert.equal(badTime.code, 2)
+  assert.match(badTime.stderr, /--before must be an ISO-8601 time .* or Unix seconds, got "yesterday"/)
+
+  const everything = await cli(['dlq', 'purge', '--data-dir', dataDir, '--all'])
+  assert.equal(everything.code, 0)
+  assert.match(everything.stdout, /^dropped 1 entry .*; it now holds 0 entries, 0 bytes/)
+  assert.deepEqual(await reasons(), [])
+})
+
+test('dlq purge --replayed drops what a replay got accepted, not what is still pending', async (t) => {
+  const { config, server } = await dataDirWith(t, ENTRIES)
+  const srv = await server()
+  const replayed = await cli([
+    'dlq',
+    'replay',
+    '--data-dir',
+    config.dataDir,
+    '--url',
+    srv.url,
+    '--sink',
+    'duckdb',
+  ])
+  assert.equal(replayed.code, 0, replayed.stdout)
+  const { stdout, code } = await cli(['dlq', 'purge', '--data-dir', config.dataDir, '--replayed', '--json'])
+  assert.equal(code, 0)
+  assert.equal(JSON.parse(stdout).entries, 1)
+  const left = await listDlq(config, { all: 'true' })
+  assert.equal(left.total, 3)
+  assert.ok(left.entries.every((e) => e.source === 'intake'))
 })
 
 test('a replay that stopped early says so and exits 1', () => {

@@ -3,13 +3,13 @@
  * what is recorded, and that a line is never sent twice.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
-import { type DeadLetterEntry, DeadLetterStore } from '../../../src/delivery/dead-letter.ts'
+import { type DeadLetterEntry, DeadLetterStore, deadLetterUsage } from '../../../src/delivery/dead-letter.ts'
 import { deadLetterStates } from '../../../src/delivery/dlq-ledger.ts'
 import { replayDeadLetters, replayLine } from '../../../src/delivery/dlq-replay.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
@@ -139,7 +139,7 @@ test('intake rejections are replayed once the cause is fixed, and a second run s
   )
 })
 
-test('an event rejected again stays in the store, as a new line with the new reason', async (t) => {
+test('a replayed entry still invalid is marked in the ledger, not written again: the store does not grow', async (t) => {
   const { dir, server } = await scope(t)
   const srv = await server()
   const answer = await postNdjson(srv.url, [
@@ -147,28 +147,42 @@ test('an event rejected again stays in the store, as a new line with the new rea
     JSON.stringify({ ...input(), user_id: '' }),
   ])
   assert.equal(answer.status, 202)
+  const usage = await deadLetterUsage(dir)
+  assert.equal(usage.entries, 1)
 
-  const report = await replayDeadLetters({ dir, url: srv.url })
-  assert.equal(report.sent, 1)
-  assert.equal(report.accepted, 0)
-  assert.equal(report.rejected.length, 1)
-  assert.match(report.rejected[0].reason, /user_id must not be empty/)
-
+  for (let run = 1; run <= 3; run++) {
+    const report = await replayDeadLetters({ dir, url: srv.url })
+    assert.equal(report.pending, 1, `run ${run}: the entry is still pending`)
+    assert.equal(report.sent, 1)
+    assert.equal(report.accepted, 0)
+    assert.equal(report.rejected.length, 1)
+    assert.match(report.rejected[0].reason, /user_id must not be empty/)
+    assert.deepEqual(await deadLetterUsage(dir), usage, `run ${run}: the store did not grow`)
+  }
   const states = await deadLetterStates(dir)
-  assert.equal(states.length, 2)
-  assert.deepEqual(
-    states.map((s) => s.pending),
-    [false, true],
-    'the replayed line is closed; the server wrote the event again as a pending line',
-  )
-  assert.equal(states[0].replay?.outcome, 'rejected')
-  assert.match(states[1].entry.reason, /user_id must not be empty/)
-  assert.deepEqual(states[1].entry.event, states[0].entry.event)
+  assert.equal(states.length, 1)
+  assert.equal(states[0].pending, true, 'still the only copy: a later replay tries it again')
+  assert.equal(states[0].replay?.outcome, 'invalid')
+  assert.match(states[0].replay?.reason ?? '', /user_id must not be empty/)
+  const ledger = await readFile(join(dir, 'replayed', 'ledger.jsonl'), 'utf8')
+  assert.equal(ledger.trimEnd().split('\n').length, 1, 'the same outcome is recorded once, not once per run')
+})
 
-  // Every run sends what is pending once: the new line, not the old one.
-  const second = await replayDeadLetters({ dir, url: srv.url })
-  assert.equal(second.pending, 1)
-  assert.equal(second.rejected[0].id, states[1].id)
+test('the ledger of a replay before this version still closes the lines it marked rejected', async (t) => {
+  const { dataDir, dir } = await scope(t)
+  await writeEntries(
+    dataDir,
+    [{ at: 1, reason: 'user_id is required', event: input({ user_id: '' }) }],
+    'intake',
+  )
+  const [stored] = await deadLetterStates(dir)
+  await mkdir(join(dir, 'replayed'), { recursive: true })
+  await writeFile(
+    join(dir, 'replayed', 'ledger.jsonl'),
+    `${JSON.stringify({ id: stored.id, at: 1, outcome: 'rejected', reason: 'user_id is required' })}\n`,
+  )
+  const [state] = await deadLetterStates(dir)
+  assert.equal(state.pending, false, 'it was written again as a new line back then')
 })
 
 test('the raw text of an NDJSON line that was not JSON goes back as it was sent', async (t) => {
@@ -184,15 +198,28 @@ test('the raw text of an NDJSON line that was not JSON goes back as it was sent'
     before.map((s) => replayLine(s.entry)),
     [{ line: '{"event_name": oops' }, { line: '"just a string"' }, { line: '[1,2]' }],
   )
-  const report = await replayDeadLetters({ dir, url: srv.url })
+  const bodies: string[] = []
+  const report = await replayDeadLetters({
+    dir,
+    url: srv.url,
+    fetch: (url, init) => {
+      bodies.push(String(init?.body))
+      return fetch(url, init)
+    },
+  })
+  assert.deepEqual(bodies, ['{"event_name": oops\n"just a string"\n[1,2]\n'], 'sent exactly as received')
   assert.equal(report.rejected.length, 3)
   assert.match(report.rejected[0].reason, /line 1 is not valid JSON/)
   assert.match(report.rejected[1].reason, /event must be a JSON object, got "just a string"/)
-  const after = (await deadLetterStates(dir)).filter((s) => s.pending)
+  const after = await deadLetterStates(dir)
   assert.deepEqual(
-    after.map((s) => s.entry.event),
-    ['{"event_name": oops', 'just a string', [1, 2]],
-    'stored again exactly as sent',
+    after.map((s) => [s.entry.event, s.pending, s.replay?.outcome]),
+    [
+      ['{"event_name": oops', true, 'invalid'],
+      ['just a string', true, 'invalid'],
+      [[1, 2], true, 'invalid'],
+    ],
+    'kept once each, marked',
   )
 })
 
