@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.ts'
-import { DeadLetterStore } from './delivery/dead-letter.ts'
+import { DeadLetterStore, deadLetterLimits } from './delivery/dead-letter.ts'
 import type { DeliveryHost } from './delivery/host.ts'
 import { Admission } from './http/admission.ts'
 import { buildApp, type Readiness } from './http/app.ts'
@@ -157,7 +157,10 @@ export async function openApi(options: ApiOptions): Promise<Api> {
     l1Keys: () => ingestor?.l1Size ?? 0,
     admission: () => admission.state(),
   })
-  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'intake' })
+  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), {
+    source: 'intake',
+    limits: deadLetterLimits(config),
+  })
   ingestor = new Ingestor(wal, config, deadLetters, metrics)
   let open = true
   const app = await buildApp({

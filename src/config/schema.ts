@@ -111,6 +111,22 @@ export const OPTIONS = {
     flag: 'max-wal-backlog-bytes',
     doc: 'WAL bytes not yet delivered to the slowest sink before new requests are refused with 503 (bounds the disk a slow or dead sink can fill).',
   },
+  maxDeadLetterBytes: {
+    type: 'int',
+    default: 256 * MiB,
+    min: 64 * KiB,
+    env: ['SPILLWAY_MAX_DEAD_LETTER_BYTES'],
+    flag: 'max-dead-letter-bytes',
+    doc: 'Bytes the dead-letter store (`<dataDir>/deadletter`) may hold; a batch whose invalid events would pass it is refused whole with 503 (`Retry-After: 60`), and delivery waits, until `spillway dlq purge` frees room.',
+  },
+  maxDeadLetterEntries: {
+    type: 'int',
+    default: 1_000_000,
+    min: 1,
+    env: ['SPILLWAY_MAX_DEAD_LETTER_ENTRIES'],
+    flag: 'max-dead-letter-entries',
+    doc: 'Entries the dead-letter store may hold; past it, as for `maxDeadLetterBytes`.',
+  },
   workerPoolSize: {
     type: 'int',
     default: 1,

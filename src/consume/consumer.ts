@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import { sleep } from '../delivery/backoff.ts'
-import { DeadLetterStore } from '../delivery/dead-letter.ts'
+import { DeadLetterStore, deadLetterLimits } from '../delivery/dead-letter.ts'
 import { isSpillwayError } from '../errors.ts'
 import type { IntakeLimits } from '../intake/types.ts'
 import { openPipeline, type Pipeline } from '../pipeline.ts'
@@ -82,7 +82,10 @@ export async function startConsumer(
     admission: () => [],
     consume: () => ({ log: source.name, ...counts, uncommittedBatches: uncommitted.length }),
   })
-  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), { source: 'consume' })
+  const deadLetters = new DeadLetterStore(join(config.dataDir, 'deadletter'), {
+    source: 'consume',
+    limits: deadLetterLimits(config),
+  })
   const limits: IntakeLimits = Object.freeze({
     maxEventBytes: config.maxEventBytes,
     maxStringLength: config.maxStringLength,
