@@ -10,6 +10,8 @@ const errorResponse = (description: string) => ({
 })
 const event = {
   type: 'object',
+  description:
+    'Every string (ids, names, tags, metadata keys and values) must be well-formed Unicode: a lone UTF-16 surrogate is refused, naming the field.',
   required: ['event_name', 'user_id', 'timestamp', 'channel'],
   additionalProperties: false,
   properties: {
@@ -33,7 +35,11 @@ const event = {
       description: "The client's clock when it sent, Unix seconds; corrects client clock skew.",
     },
     tags: { type: 'array', items: { type: 'string' } },
-    metadata: { type: 'object' },
+    metadata: {
+      type: 'object',
+      description:
+        'Any JSON object, nested at most maxDepth (8) levels. An integer beyond ±(2^53 − 1) is refused (400 naming it): JSON numbers cannot carry it exactly, so send big ids as strings.',
+    },
   },
   example: {
     event_id: '0b6c9f0e-5f1c-4c39-9a57-5a3f0f1d2e11',
@@ -128,7 +134,9 @@ export const openapiDocument = {
               },
             },
           },
-          400: errorResponse('Invalid event, JSON or gzip; the message names the field.'),
+          400: errorResponse(
+            'Invalid event, JSON, UTF-8 (a leading BOM is ignored) or gzip, or a body nested deeper than any event can be; the message names the field or the limit.',
+          ),
           413: errorResponse('Body or event too large (after gzip inflation).'),
           415: errorResponse('Content-Type or Content-Encoding not supported.'),
           503: overload,
@@ -169,7 +177,8 @@ export const openapiDocument = {
             content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
           },
           400: {
-            description: 'Every event invalid (same body), or the body is not JSON.',
+            description:
+              'Every event invalid (same body); or, as {"error"} only, the body is not UTF-8 JSON (a leading BOM is ignored) or is nested deeper than any event can be (maxDepth).',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
           },
           413: errorResponse('Body too large (after inflation) or too many events.'),
