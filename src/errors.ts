@@ -33,6 +33,7 @@ export const ERRORS = {
   SPW_ERR_INTAKE_UNSUPPORTED_ENCODING: { status: 415, retryable: false },
   SPW_ERR_INTAKE_EMPTY_BATCH: { status: 400, retryable: false },
   SPW_ERR_INTAKE_TOO_MANY_EVENTS: { status: 413, retryable: false },
+  SPW_ERR_INTAKE_CONFLICT: { status: 409, retryable: false },
   SPW_ERR_AUTH_MISSING: { status: 401, retryable: false },
   SPW_ERR_AUTH_INVALID: { status: 401, retryable: false },
   SPW_ERR_QUERY_INVALID: { status: 400, retryable: false },

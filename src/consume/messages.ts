@@ -38,6 +38,7 @@ export interface WalLines {
 
 const CHANNEL_SET: ReadonlySet<string> = new Set(CHANNELS)
 const NORMALIZED_FIELDS: ReadonlySet<string> = new Set(EVENT_FIELDS)
+const TENANT = /^[A-Za-z0-9._-]{1,64}$/
 
 export function toWalLines(values: readonly Buffer[], limits: IntakeLimits, receivedAt: number): WalLines {
   let text = ''
@@ -85,6 +86,10 @@ function normalizedError(raw: Record<string, unknown>): string | undefined {
   const id = raw.event_id
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_EVENT_ID_LENGTH) {
     return `event_id must be a string of 1 to ${MAX_EVENT_ID_LENGTH} characters, got ${describeValue(id)}`
+  }
+  // An API key label (auth.ts); absent without keys. It scopes the event's dedup key.
+  if (raw.tenant !== undefined && (typeof raw.tenant !== 'string' || !TENANT.test(raw.tenant))) {
+    return `tenant must be an API key label (1 to 64 of A-Z a-z 0-9 . _ -), got ${describeValue(raw.tenant)}`
   }
   for (const field of ['event_name', 'user_id'] as const) {
     if (typeof raw[field] !== 'string' || raw[field] === '') {

@@ -1,19 +1,23 @@
 /**
  * Dedup keys straight from WAL payloads, without decoding the events: delivery reads NDJSON and
  * hands it to sinks that load it natively, so the delivery-time dedup check must not pay for a
- * JSON.parse of every event. The intake writes every line as `{"event_id":"…",…}` (serialize.ts
- * fixes the field order), so the key is the JSON string right after that prefix: sliced as is when
- * it holds no escape, parsed as a JSON string when it does. A line of any other shape (not written
- * by this version) is decoded whole, so the answer is always the event's `event_id`.
+ * JSON.parse of every event. The intake writes every line as `{"event_id":"…",…}`, or
+ * `{"event_id":"…","tenant":"…",…}` with API keys on (serialize.ts fixes the field order), so the
+ * id is the JSON string right after that prefix — sliced as is when it holds no escape, parsed as a
+ * JSON string when it does — and the tenant, when present, the string after it. A line of any other
+ * shape (not written by this version) is decoded whole, so the answer is always `dedupKey` of the
+ * line's event: `<tenant>/<event_id>`, or the `event_id` alone without a tenant.
  */
+import { dedupKey } from '../intake/event-id.ts'
 
 const NEWLINE = 0x0a
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const PREFIX = Buffer.from('{"event_id":"')
+const TENANT = Buffer.from(',"tenant":"')
 
 export interface PayloadKeys {
-  /** The event_id of each line, in order. */
+  /** The dedup key of each line (`dedupKey`: the event_id, scoped by the tenant when there is one), in order. */
   readonly keys: string[]
   /** Byte offset of each line's start; `starts[i + 1]` (or the payload's end) is where it ends. */
   readonly starts: number[]
@@ -44,11 +48,23 @@ function lineKey(payload: Buffer, start: number, end: number): string {
       const byte = payload[i]
       if (byte === QUOTE) {
         // ASCII without escapes (the usual UUID or counter): latin1 is the cheapest exact decode.
-        return plain ? payload.toString('latin1', from, i) : payload.toString('utf8', from, i)
+        const id = plain ? payload.toString('latin1', from, i) : payload.toString('utf8', from, i)
+        return hasBytes(payload, i + 1, end, TENANT) ? tenantKey(payload, start, end, i + 1, id) : id
       }
       if (byte === BACKSLASH) return escapedKey(payload, start, end)
       if (byte > 0x7f) plain = false
     }
+  }
+  return decodedKey(payload, start, end)
+}
+
+/** `<tenant>/<id>` for the tenant string at `at` (an API key label: plain ASCII, no escapes). */
+function tenantKey(payload: Buffer, start: number, end: number, at: number, id: string): string {
+  const from = at + TENANT.length
+  for (let i = from; i < end; i++) {
+    const byte = payload[i]
+    if (byte === QUOTE) return dedupKey(payload.toString('latin1', from, i), id)
+    if (byte === BACKSLASH || byte > 0x7f) break
   }
   return decodedKey(payload, start, end)
 }
@@ -58,20 +74,32 @@ function hasPrefix(payload: Buffer, start: number): boolean {
   return true
 }
 
-/** A key with escapes: its JSON string literal parsed. */
+function hasBytes(payload: Buffer, at: number, end: number, bytes: Buffer): boolean {
+  if (end - at <= bytes.length) return false
+  for (let i = 0; i < bytes.length; i++) if (payload[at + i] !== bytes[i]) return false
+  return true
+}
+
+/** An id with escapes: its JSON string literal parsed. */
 function escapedKey(payload: Buffer, start: number, end: number): string {
   const from = start + PREFIX.length
   for (let i = from; i < end; i++) {
     if (payload[i] === BACKSLASH) i++
-    else if (payload[i] === QUOTE) return JSON.parse(payload.toString('utf8', from - 1, i + 1)) as string
+    else if (payload[i] === QUOTE) {
+      const id = JSON.parse(payload.toString('utf8', from - 1, i + 1)) as string
+      return hasBytes(payload, i + 1, end, TENANT) ? tenantKey(payload, start, end, i + 1, id) : id
+    }
   }
   return decodedKey(payload, start, end)
 }
 
+/** The key of a line read whole (an id with escapes: rare; a line of another shape). */
 function decodedKey(payload: Buffer, start: number, end: number): string {
-  const event = JSON.parse(payload.toString('utf8', start, end)) as { event_id?: unknown }
+  const event = JSON.parse(payload.toString('utf8', start, end)) as { event_id?: unknown; tenant?: unknown }
   if (typeof event.event_id !== 'string') throw new Error('WAL line has no string event_id')
-  return event.event_id
+  if (event.tenant === undefined || event.tenant === null || event.tenant === '') return event.event_id
+  if (typeof event.tenant !== 'string') throw new Error('WAL line has a tenant that is not a string')
+  return dedupKey(event.tenant, event.event_id)
 }
 
 /**

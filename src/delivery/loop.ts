@@ -69,6 +69,7 @@
 import type { DedupRecord, DeliveryCheck, PreparedCheck } from '../dedup/delivery-check.ts'
 import type { L2State } from '../dedup/redis.ts'
 import { spillwayError } from '../errors.ts'
+import { dedupKeyOf } from '../intake/event-id.ts'
 import { decodeEvents } from '../intake/serialize.ts'
 import type { NormalizedEvent } from '../intake/types.ts'
 import type { Sink, SinkBatch, Verdict } from '../sinks/sink.ts'
@@ -629,7 +630,7 @@ export class DeliveryLoop {
     const verdict = await this.#writeUntilAnswered(piece)
     if (verdict.kind === 'delivered') {
       this.#delivered(piece, j - i, started)
-      this.#dedup?.delivered(piece.events.map((e) => e.event_id))
+      this.#dedup?.delivered(piece.events.map(dedupKeyOf))
       await this.#advance(piece.to)
       return
     }
@@ -657,7 +658,7 @@ export class DeliveryLoop {
       )
       // Not stored: its L2 claim goes back, so another copy of it may still be stored.
       await this.#dedup
-        ?.deadLettered([{ key: batch.events[i].event_id, recordStart: batch.recordStart[i] }])
+        ?.deadLettered([{ key: dedupKeyOf(batch.events[i]), recordStart: batch.recordStart[i] }])
         .catch((error) => this.#logger.warn({ sink: this.#sink.name, err: error }, 'DedupReleaseFailed'))
       await this.#advance(safeBoundary(batch, j))
       return

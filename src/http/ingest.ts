@@ -5,26 +5,46 @@
  * before a request gets here; the ingestor only counts the events waiting for a group commit, one
  * of those bounds, and refuses everything once the server is closing.
  *
- * L1 dedup: a bounded cache of the keys (`event_id`) this process accepted in the dedup window
- * (src/dedup/cache.ts). An event whose key is there, or that repeats a key earlier in the same
- * batch, is answered 202 `duplicate` and not appended. A key is added only once its append
- * resolved — never before: a key marked before a 503 would turn the client's retry into a silent
- * loss. Two copies in flight at the same moment both pass L1; the delivery-time check catches the
- * second (src/dedup/delivery-check.ts).
+ * L1 dedup: a bounded cache of the keys this process accepted in the dedup window
+ * (src/dedup/cache.ts): `event_id`, scoped by the tenant (the API key's label) when keys are on
+ * (`dedupKey`), each with a fingerprint of its event's content. An event whose key is there with
+ * the same content, or that repeats a key earlier in the same batch, is answered 202 `duplicate`
+ * and not appended; with other content it is a reused id, refused — 409 for a single event, a
+ * rejection by index in a batch (not dead-lettered: the event is valid, and replaying it under
+ * the same id could only conflict again). A key is added only once its append resolved — never
+ * before: a key marked before a 503 would turn the client's retry into a silent loss. Two copies
+ * in flight at the same moment both pass L1; the delivery-time check catches the second
+ * (src/dedup/delivery-check.ts), as it does a copy L1 no longer holds — without a conflict check
+ * there: the 409 is exact within L1's window on one node, and a reused id beyond that is a
+ * duplicate, as before tenants.
  *
  * Telemetry: every event the ingestor sees is counted once, as accepted, duplicate or rejected
  * with a reason, and only when its fate is known — accepted after the append resolved, never before.
  */
 import type { Config } from '../config/schema.ts'
-import { DedupCache } from '../dedup/cache.ts'
+import { ABSENT, CONFLICT, contentFingerprint, DedupCache, SAME } from '../dedup/cache.ts'
 import type { DeadLetterStore } from '../delivery/dead-letter.ts'
 import { spillwayError } from '../errors.ts'
 import { parseBatch, validateBatch } from '../intake/batch.ts'
-import { encodeEvents } from '../intake/serialize.ts'
-import type { IntakeContext, IntakeLimits, NormalizedEvent } from '../intake/types.ts'
+import { quote } from '../intake/describe.ts'
+import { dedupKeyOf } from '../intake/event-id.ts'
+import { serializeEvent } from '../intake/serialize.ts'
+import type { IntakeContext, IntakeLimits, NormalizedEvent, Rejection } from '../intake/types.ts'
 import { validateEvent } from '../intake/validate.ts'
 import type { IntakeRecorder } from '../telemetry/metrics.ts'
 import type { WalWriter } from '../wal/writer.ts'
+
+const NEWLINE = 0x0a
+
+/** What `#unseen` keeps of a batch: the payload to append and, per event of it, key and content. */
+interface Unseen {
+  readonly payload: Buffer
+  readonly keys: string[]
+  /** Two 32-bit halves per kept event. */
+  readonly contents: Int32Array
+  readonly conflicts: Rejection[]
+  readonly duplicates: number
+}
 
 export interface BatchOutcome {
   readonly accepted: number
@@ -44,6 +64,8 @@ export class Ingestor {
   readonly #maxBatchEvents: number
   readonly #deadLetters: DeadLetterStore | undefined
   readonly #metrics: IntakeRecorder | undefined
+  /** The content fingerprint of the event on the single-event path. */
+  readonly #content = new Int32Array(2)
   #pendingEvents = 0
   #closed = false
 
@@ -52,7 +74,7 @@ export class Ingestor {
     this.#deadLetters = deadLetters
     this.#metrics = metrics
     this.#maxBatchEvents = config.maxBatchEvents
-    this.#l1 = new DedupCache(config.dedupCacheEntries, config.dedupWindowSeconds * 1000)
+    this.#l1 = new DedupCache(config.dedupCacheEntries, config.dedupWindowSeconds * 1000, { content: true })
     this.#limits = Object.freeze({
       maxEventBytes: config.maxEventBytes,
       maxStringLength: config.maxStringLength,
@@ -93,19 +115,30 @@ export class Ingestor {
         1,
       )
     }
-    const key = result.event.event_id
-    if (this.#l1.has(key)) {
-      this.#metrics?.duplicate(1)
-      return { event_id: key, duplicate: true }
+    const event = result.event
+    const key = dedupKeyOf(event)
+    const payload = Buffer.from(serializeEvent(event) + '\n', 'utf8')
+    const content = this.#content
+    if (this.#l1.capacity > 0) {
+      const clientTimestamp = event.timestamp - (result.skewSeconds ?? 0)
+      contentFingerprint(payload, 0, payload.length - 1, clientTimestamp, content, 0)
+      const found = this.#l1.lookup(key, content[0], content[1])
+      if (found === CONFLICT) throw this.#rejected(conflict(event.event_id), 1)
+      if (found !== ABSENT) {
+        this.#metrics?.duplicate(1)
+        return { event_id: event.event_id, duplicate: true }
+      }
     }
+    const hi = content[0]
+    const lo = content[1]
     try {
-      await this.#append(encodeEvents([result.event]), 1, durable)
+      await this.#append(payload, 1, durable)
     } catch (error) {
       throw this.#rejected(error, 1)
     }
-    this.#l1.add(key)
+    this.#l1.add(key, Date.now(), hi, lo)
     this.#metrics?.accepted(1)
-    return { event_id: key, duplicate: false }
+    return { event_id: event.event_id, duplicate: false }
   }
 
   /**
@@ -128,12 +161,14 @@ export class Ingestor {
       this.#metrics?.received(1)
       throw this.#rejected(error, 1)
     }
-    const { events: valid, rejected } = validateBatch(parsed.items, parsed.lineErrors, ctx, this.#limits)
+    const validation = validateBatch(parsed.items, parsed.lineErrors, ctx, this.#limits)
+    const { rejected } = validation
     this.#metrics?.received(parsed.items.length)
     this.#metrics?.rejected('invalid', rejected.length)
-    const events = this.#unseen(valid)
-    const duplicates = valid.length - events.length
+    const { payload, keys, contents, conflicts, duplicates } = this.#unseen(validation)
+    const count = keys.length
     this.#metrics?.duplicate(duplicates)
+    this.#metrics?.rejected('conflict', conflicts.length)
     try {
       if (rejected.length > 0 && this.#deadLetters && deadLetter) {
         await this.#deadLetters.append(
@@ -146,31 +181,78 @@ export class Ingestor {
         )
         this.#metrics?.deadLettered(rejected.length)
       }
-      if (events.length > 0) await this.#append(encodeEvents(events), events.length, durable)
+      if (count > 0) await this.#append(payload, count, durable)
     } catch (error) {
-      throw this.#rejected(error, events.length)
+      throw this.#rejected(error, count)
     }
-    for (const event of events) this.#l1.add(event.event_id)
-    this.#metrics?.accepted(events.length)
-    return { accepted: events.length, duplicates, rejected }
+    const now = Date.now()
+    for (let i = 0; i < count; i++) this.#l1.add(keys[i], now, contents[2 * i], contents[2 * i + 1])
+    this.#metrics?.accepted(count)
+    return {
+      accepted: count,
+      duplicates,
+      rejected: conflicts.length === 0 ? rejected : byIndex(rejected, conflicts),
+    }
   }
 
-  /** The events whose key is neither in L1 nor earlier in the same batch. */
-  #unseen(events: NormalizedEvent[]): NormalizedEvent[] {
-    if (this.#l1.capacity === 0) return events
-    const now = Date.now()
-    const seen = new Set<string>()
-    let unseen: NormalizedEvent[] | undefined
-    for (let i = 0; i < events.length; i++) {
-      const key = events[i].event_id
-      if (this.#l1.has(key, now) || seen.has(key)) {
-        unseen ??= events.slice(0, i)
-        continue
-      }
-      seen.add(key)
-      unseen?.push(events[i])
+  /**
+   * The WAL payload of the events whose key is neither in L1 nor earlier in the same batch, with
+   * their keys and content fingerprints; the rest are duplicates (same content) or conflicts.
+   */
+  #unseen(validation: {
+    readonly events: readonly NormalizedEvent[]
+    readonly indexes: readonly number[]
+    readonly clientTimestamps: readonly number[]
+  }): Unseen {
+    const { events, indexes, clientTimestamps } = validation
+    const l1 = this.#l1
+    let text = ''
+    for (let i = 0; i < events.length; i++) text += serializeEvent(events[i]) + '\n'
+    const all = Buffer.from(text, 'utf8')
+    const keys: string[] = new Array(events.length)
+    if (l1.capacity === 0) {
+      for (let i = 0; i < events.length; i++) keys[i] = dedupKeyOf(events[i])
+      return { payload: all, keys, contents: new Int32Array(0), conflicts: [], duplicates: 0 }
     }
-    return unseen ?? events
+    const now = Date.now()
+    const contents = new Int32Array(2 * events.length)
+    /** Key → its position in `keys`, for repeats inside the batch. */
+    const inBatch = new Map<string, number>()
+    const conflicts: Rejection[] = []
+    /** Byte ranges of the kept lines, once a line was left out; null while every line is kept. */
+    let kept: Buffer[] | null = null
+    let count = 0
+    let duplicates = 0
+    let start = 0
+    for (let i = 0; i < events.length; i++) {
+      const end = all.indexOf(NEWLINE, start)
+      const event = events[i]
+      const key = dedupKeyOf(event)
+      const at = 2 * count
+      contentFingerprint(all, start, end, clientTimestamps[i], contents, at)
+      const hi = contents[at]
+      const lo = contents[at + 1]
+      const earlier = inBatch.get(key)
+      const found =
+        earlier === undefined
+          ? l1.lookup(key, hi, lo, now)
+          : contents[2 * earlier] === hi && contents[2 * earlier + 1] === lo
+            ? SAME
+            : CONFLICT
+      if (found === ABSENT) {
+        inBatch.set(key, count)
+        keys[count++] = key
+        kept?.push(all.subarray(start, end + 1))
+      } else {
+        kept ??= count === 0 ? [] : [all.subarray(0, start)]
+        if (found === CONFLICT) conflicts.push({ index: indexes[i], error: conflict(event.event_id).message })
+        else duplicates++
+      }
+      start = end + 1
+    }
+    keys.length = count
+    const payload = kept === null ? all : Buffer.concat(kept)
+    return { payload, keys, contents, conflicts, duplicates }
   }
 
   #rejected(error: unknown, count: number): unknown {
@@ -186,4 +268,24 @@ export class Ingestor {
       this.#pendingEvents -= count
     }
   }
+}
+
+/** The 409 of an event_id its tenant already used, in the dedup window, for another event. */
+function conflict(eventId: string): Error {
+  return spillwayError(
+    'SPW_ERR_INTAKE_CONFLICT',
+    `event_id ${quote(eventId)} was already used for a different event`,
+  )
+}
+
+/** Two lists of rejections, each in index order, merged in index order. */
+function byIndex(a: readonly Rejection[], b: readonly Rejection[]): Rejection[] {
+  const out: Rejection[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    if (j === b.length || (i < a.length && a[i].index < b[j].index)) out.push(a[i++])
+    else out.push(b[j++])
+  }
+  return out
 }

@@ -78,6 +78,8 @@ export function validateBatch(
   limits: IntakeLimits,
 ): BatchValidation {
   const events: NormalizedEvent[] = []
+  const indexes: number[] = []
+  const clientTimestamps: number[] = []
   const rejected: Rejection[] = []
   const skews: number[] = []
   const checkLines = lineErrors.size > 0
@@ -92,12 +94,18 @@ export function validateBatch(
     const result = validateEvent(items[index], ctx, limits, index)
     if (result.ok) {
       events.push(result.event)
-      if (result.skewSeconds !== null) skews.push(result.skewSeconds)
+      indexes.push(index)
+      if (result.skewSeconds !== null) {
+        skews.push(result.skewSeconds)
+        clientTimestamps.push(result.event.timestamp - result.skewSeconds)
+      } else {
+        clientTimestamps.push(result.event.timestamp)
+      }
     } else {
       rejected.push({ index, error: result.error })
     }
   }
-  return { events, rejected, skews }
+  return { events, indexes, clientTimestamps, rejected, skews }
 }
 
 function parseJsonBatch(text: string): ParsedBatch {

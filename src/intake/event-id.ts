@@ -1,5 +1,6 @@
 /**
- * Dedup keys. In order of precedence an event's `event_id` is:
+ * Dedup keys. An event's key is its `event_id`, scoped by its tenant when API keys are on
+ * (`dedupKey`). In order of precedence an event's `event_id` is:
  *   1. the client's `event_id`;
  *   2. the `Idempotency-Key` header; event i of a batch gets `<key>:<i>`, so a retried batch maps
  *      each event to the same key while the events of one batch stay distinct;
@@ -23,6 +24,20 @@ import { quoteJson, quoteJsonArray } from './json.ts'
 import type { Channel } from './types.ts'
 
 const VARIANT = '89ab'
+
+/**
+ * The key every dedup layer (L1, the delivery check, Redis) and every store's idempotency use:
+ * `<tenant>/<event_id>` with API keys on, the `event_id` alone without (one tenant, the empty one).
+ * A label never holds `/` (auth.ts), so two tenants' keys never meet.
+ */
+export function dedupKey(tenant: string | undefined, eventId: string): string {
+  return tenant ? tenant + '/' + eventId : eventId
+}
+
+/** `dedupKey` of a normalized event. */
+export function dedupKeyOf(event: { readonly event_id: string; readonly tenant?: string }): string {
+  return event.tenant ? event.tenant + '/' + event.event_id : event.event_id
+}
 
 /** The dedup key of event `index` of a batch sent with `Idempotency-Key: key`. */
 export function batchIdempotencyKey(key: string, index: number): string {

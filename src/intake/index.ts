@@ -1,6 +1,6 @@
 /** Intake: pure validation, normalisation, dedup keys and the WAL form of events. */
 export { parseBatch, validateBatch } from './batch.ts'
-export { batchIdempotencyKey, canonicalJson, contentEventId } from './event-id.ts'
+export { batchIdempotencyKey, canonicalJson, contentEventId, dedupKey, dedupKeyOf } from './event-id.ts'
 export { decodeEvents, encodeEvents, serializeEvent } from './serialize.ts'
 export {
   type BatchValidation,

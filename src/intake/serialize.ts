@@ -2,7 +2,8 @@
  * The WAL form of events: one JSON object per line (NDJSON). A line never contains a raw newline,
  * because JSON.stringify escapes the control characters inside strings. Fields are written in the
  * fixed order of NormalizedEvent whatever the object's own key order, so equal events always have
- * equal bytes.
+ * equal bytes. `tenant` is written only when it is set (API keys on), so a keyless server's lines
+ * are what they were before tenants.
  */
 import { spillwayError } from '../errors.ts'
 import { quoteJson, quoteJsonArray } from './json.ts'
@@ -14,6 +15,8 @@ export function serializeEvent(e: NormalizedEvent): string {
   return (
     '{"event_id":' +
     quoteJson(e.event_id) +
+    // Right after event_id (dedup/ndjson-keys.ts reads both from the line's start); only when set.
+    (e.tenant ? ',"tenant":' + quoteJson(e.tenant) : '') +
     ',"event_name":' +
     quoteJson(e.event_name) +
     ',"channel":' +

@@ -8,6 +8,11 @@ export type Channel = (typeof CHANNELS)[number]
 export interface NormalizedEvent {
   /** The dedup key: the client's `event_id`, else the `Idempotency-Key`, else a hash of the canonical event. */
   readonly event_id: string
+  /**
+   * The label of the API key the event came with; absent (never '') when API keys are off, so
+   * the WAL line and the stores are what they were before tenants. Dedup keys are scoped by it.
+   */
+  readonly tenant?: string
   readonly event_name: string
   readonly channel: Channel
   readonly campaign_id: string | null
@@ -23,6 +28,7 @@ export interface NormalizedEvent {
 /** The fields of a NormalizedEvent, in their fixed order (the WAL line's, the stores' columns). */
 export const EVENT_FIELDS = [
   'event_id',
+  'tenant',
   'event_name',
   'channel',
   'campaign_id',
@@ -47,6 +53,8 @@ export interface IntakeContext {
   readonly receivedAt: number
   /** `Idempotency-Key` header, if any (for a batch, event i gets `<key>:<i>`). */
   readonly idempotencyKey?: string
+  /** The label of the request's API key; absent or '' when API keys are off (one tenant). */
+  readonly tenant?: string
 }
 
 /**
@@ -72,6 +80,10 @@ export interface Rejection {
 
 export interface BatchValidation {
   readonly events: NormalizedEvent[]
+  /** The batch index of each event of `events`. */
+  readonly indexes: number[]
+  /** The `timestamp` of each event of `events` as the client sent it (before skew correction). */
+  readonly clientTimestamps: number[]
   readonly rejected: Rejection[]
   /** `received − sent_at` of every accepted event that carried `sent_at`. */
   readonly skews: number[]

@@ -232,6 +232,11 @@ export function validateEvent(
     tags,
     metadata,
   }
+  // Only with API keys on, so the events (and WAL lines) of a keyless server stay as they were.
+  if (ctx.tenant) {
+    ;(event as { tenant?: string }).tenant = ctx.tenant
+    bytesBound += 12 + ctx.tenant.length
+  }
   // The bound (every string char as a 6-byte \u escape) clears almost every event without
   // serialising it; only a possibly oversize event pays for the exact count.
   if (bytesBound > limits.maxEventBytes) {

@@ -5,9 +5,10 @@
  * ascending), channel groups by `total_events` descending then name.
  *
  * No duplicate is ever counted, merged or not. The table is a ReplacingMergeTree keyed on
- * (`event_name`, `event_id`), but merges run when ClickHouse likes, so until then a re-delivered
- * event is two rows. Two exact answers exist: `uniqExact(event_id)` over the rows (`uniq`, the
- * default), or `count()` over `FROM … FINAL`, which merges at read time (`final`). On 18.16
+ * (`event_name`, `event_id`, `tenant`), but merges run when ClickHouse likes, so until then a
+ * re-delivered event is two rows. Two exact answers exist: `uniqExact(tenant, event_id)` over
+ * the rows (`uniq`, the default), or `count()` over `FROM … FINAL`, which merges at read time
+ * (`final`). On 18.16
  * `uniqExact` is the faster one (bench/clickhouse.ts measures both) — FINAL there merges the
  * parts of each partition in one thread — and it also counts once an event whose copies sit in two
  * partitions, which FINAL cannot. `unique_users` is `uniqExact(user_id)`, which copies cannot
@@ -130,7 +131,7 @@ export function sqlFor(
     where.push(`timestamp >= toDateTime(${value('from', 'UInt32', bounds.from)})`)
   if (bounds.to !== undefined) where.push(`timestamp <= toDateTime(${value('to', 'UInt32', bounds.to)})`)
   const final = options.count === 'final'
-  const counts = `${final ? 'count()' : 'uniqExact(event_id)'} AS total_events, uniqExact(user_id) AS unique_users`
+  const counts = `${final ? 'count()' : 'uniqExact(tenant, event_id)'} AS total_events, uniqExact(user_id) AS unique_users`
   const from = `FROM ${table}${final ? ' FINAL' : ''} WHERE ${where.join(' AND ')}`
   let sql: string
   switch (shape) {

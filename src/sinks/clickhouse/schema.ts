@@ -11,16 +11,17 @@
  *
  *   ENGINE = ReplacingMergeTree
  *   PARTITION BY toDate(timestamp)          -- UTC days: the column is DateTime('UTC')
- *   ORDER BY (event_name, event_id)
+ *   ORDER BY (event_name, event_id, tenant)
  *
  * - The sorting key is what a re-delivered event collapses on, so it holds only what every copy
- *   of an event shares: its `event_id` and its `event_name` (the name leads so that `GET
+ *   of an event shares: its `event_id`, its `tenant` (the API key's label, '' with keys off: two
+ *   tenants' events with one id are two events) and its `event_name` (the name leads so that `GET
  *   /metrics`, always filtered by name, reads one contiguous range of each part). Not the
  *   `timestamp` (a re-sent event may carry another clock-skew correction) and not `received_at`.
  *   Copies in one partition become one row at the next merge; queries never wait for that: they
- *   count `uniqExact(event_id)` (see query/clickhouse.ts). Copies whose corrected timestamps fall
- *   on two days sit in two partitions and are never merged; they are still counted once in
- *   totals. Re-deliveries after a crash are byte-identical, so they always share a partition.
+ *   count `uniqExact(tenant, event_id)` (see query/clickhouse.ts). Copies whose corrected
+ *   timestamps fall on two days sit in two partitions and are never merged; they are still
+ *   counted once in totals. Re-deliveries after a crash are byte-identical, so they always share a partition.
  * - No version column: copies of one event are the same event; the merge keeps the last
  *   inserted.
  * - `timestamp` is DateTime('UTC') and arrives as Unix seconds, never as text, so neither the
@@ -32,7 +33,11 @@
  *   (the integer milliseconds of the WAL line load into it as they are), ZSTD on the long
  *   strings, Delta + ZSTD on the times.
  * A table that already exists is used as it is, if it has the columns the sink writes (checked
- *   at start, so a mismatch is one clear error instead of a failed insert per batch).
+ *   at start, so a mismatch is one clear error instead of a failed insert per batch) — but for
+ *   `tenant`, which a table made before tenants gets at start: `ADD COLUMN tenant String, MODIFY
+ *   ORDER BY (event_name, event_id, tenant)` (a metadata change: a column added in the same ALTER
+ *   may join the key), or, where the server cannot change the key, the column alone and a warning.
+ *   Without API keys every row's tenant is '' and the old key is as good.
  */
 
 import { spillwayError } from '../../errors.ts'
@@ -115,6 +120,9 @@ export function qualifiedName(database: string, table: string): string {
   return `${quoteIdentifier(database)}.${quoteIdentifier(table)}`
 }
 
+/** What a re-delivered event collapses on (see the header). */
+export const SORTING_KEY = '(event_name, event_id, tenant)'
+
 export function tableDdl(database: string, table: string, features: ServerFeatures): string {
   const modern = features.modernTypes
   const lowCardinality = (type: string) => (modern ? `LowCardinality(${type})` : type)
@@ -129,12 +137,14 @@ export function tableDdl(database: string, table: string, features: ServerFeatur
     modern ? `received_at DateTime64(3, 'UTC')${codec('Delta, ZSTD(1)')}` : 'received_at UInt64',
     `tags Array(${lowCardinality('String')})`,
     `metadata String${codec('ZSTD(1)')}`,
+    // Last, as in a table that got it by ADD COLUMN; no DEFAULT (a key column may not have one).
+    `tenant ${lowCardinality('String')}`,
   ]
   return `CREATE TABLE IF NOT EXISTS ${qualifiedName(database, table)} (
   ${columns.join(',\n  ')}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
-ORDER BY (event_name, event_id)`
+ORDER BY ${SORTING_KEY}`
 }
 
 /**
@@ -151,11 +161,18 @@ export async function ensureSchema(
   await client.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}`)
   await client.query(tableDdl(database, table, features))
   const where = `database = ${quoteString(database)} AND table = ${quoteString(table)}`
-  const columns = new Set(
-    (await client.query(`SELECT name FROM system.columns WHERE ${where} FORMAT TabSeparated`))
-      .split('\n')
-      .filter(Boolean),
-  )
+  const listColumns = async () =>
+    new Set(
+      (await client.query(`SELECT name FROM system.columns WHERE ${where} FORMAT TabSeparated`))
+        .split('\n')
+        .filter(Boolean),
+    )
+  let columns = await listColumns()
+  let warning: string | undefined
+  if (!columns.has('tenant') && columns.has('event_id')) {
+    warning = await addTenant(client, qualifiedName(database, table), features)
+    columns = await listColumns()
+  }
   const missing = COLUMNS.filter((name) => !columns.has(name))
   if (missing.length > 0) {
     throw spillwayError(
@@ -171,5 +188,21 @@ export async function ensureSchema(
   if (!engine.endsWith('ReplacingMergeTree')) {
     return `ClickHouse table ${database}.${table} has engine ${engine}, not ReplacingMergeTree: re-delivered events stay stored twice (queries still count them once)`
   }
-  return undefined
+  return warning
+}
+
+/** Gives a table made before tenants its `tenant` column, in the sorting key where the server can. */
+async function addTenant(
+  client: ClickHouseClient,
+  table: string,
+  features: ServerFeatures,
+): Promise<string | undefined> {
+  const column = `ADD COLUMN tenant ${features.modernTypes ? 'LowCardinality(String)' : 'String'}`
+  try {
+    await client.query(`ALTER TABLE ${table} ${column}, MODIFY ORDER BY ${SORTING_KEY}`)
+    return undefined
+  } catch {
+    await client.query(`ALTER TABLE ${table} ${column}`)
+    return `ClickHouse table ${table} got a tenant column but the server could not add it to the sorting key: with API keys on, two tenants' events sharing an event_id and event_name are merged into one row`
+  }
 }

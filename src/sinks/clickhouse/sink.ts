@@ -4,9 +4,9 @@
  *
  * At least once, made idempotent by the table. ClickHouse cannot commit a cursor with the rows, so
  * the sink has no `loadCursor`: delivery keeps its cursor in a file and, after a crash or a
- * timeout, sends a batch again. The copies share their sorting key (`event_name`, `event_id`),
- * collapse at the next merge, and are never counted before it (query/clickhouse.ts counts
- * `uniqExact(event_id)`).
+ * timeout, sends a batch again. The copies share their sorting key (`event_name`, `event_id`,
+ * `tenant`), collapse at the next merge, and are never counted before it (query/clickhouse.ts
+ * counts `uniqExact(tenant, event_id)`).
  *
  * Rows. Delivery hands whole WAL records as NDJSON (`batch.ndjson`); rows.ts turns them into
  * JSONEachRow without parsing them (re-encoding `metadata` as a string for servers before 22.x,
@@ -200,14 +200,14 @@ export class ClickHouseSink implements Sink {
     const { client, table, features } = await this.target()
     const at = features.modernTypes ? 'toUnixTimestamp64Milli(received_at)' : 'received_at'
     const text = await client.query(
-      `SELECT event_id, ${at} AS at FROM ${table} WHERE ${at} >= ${Math.floor(sinceMs)}
+      `SELECT if(tenant = '', event_id, concat(tenant, '/', event_id)) AS key, ${at} AS at FROM ${table} WHERE ${at} >= ${Math.floor(sinceMs)}
        ORDER BY at DESC LIMIT ${Math.floor(limit)} FORMAT JSONEachRow`,
     )
     const keys: [string, number][] = []
     for (const line of text.split('\n')) {
       if (!line) continue
-      const row = JSON.parse(line) as { event_id: string; at: string | number }
-      keys.push([row.event_id, Number(row.at)])
+      const row = JSON.parse(line) as { key: string; at: string | number }
+      keys.push([row.key, Number(row.at)])
     }
     return keys.reverse()
   }

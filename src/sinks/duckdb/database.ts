@@ -15,7 +15,9 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
  * (UTC, millisecond precision). Plain VARCHAR for `channel` and the names: the DataChunk appender
  * writes VARCHAR as fast as anything, and DuckDB dictionary-compresses repeated values on disk.
  * No primary key on `event_id`: an ART index would cost memory per row and make one duplicate
- * fail a whole batch; the sink is idempotent on replay instead (see sink.ts).
+ * fail a whole batch; the sink is idempotent on replay instead (see sink.ts), on
+ * (`tenant`, `event_id`). `tenant` is the API key's label ('' with keys off); it comes last so a
+ * table made before tenants gets it by ADD COLUMN (TENANT_DDL) and keeps its column order.
  */
 export const EVENTS_DDL = `CREATE TABLE IF NOT EXISTS events (
   event_id VARCHAR NOT NULL,
@@ -26,8 +28,11 @@ export const EVENTS_DDL = `CREATE TABLE IF NOT EXISTS events (
   "timestamp" TIMESTAMP NOT NULL,
   received_at TIMESTAMP NOT NULL,
   tags VARCHAR[],
-  metadata JSON
+  metadata JSON,
+  tenant VARCHAR DEFAULT ''
 )`
+
+export const TENANT_DDL = `ALTER TABLE events ADD COLUMN IF NOT EXISTS tenant VARCHAR DEFAULT ''`
 
 export const CURSORS_DDL = `CREATE TABLE IF NOT EXISTS spillway_cursors (
   sink VARCHAR PRIMARY KEY,
@@ -38,6 +43,7 @@ export const CURSORS_DDL = `CREATE TABLE IF NOT EXISTS spillway_cursors (
 /** Creates the tables if missing. Idempotent; safe on every open. */
 export async function ensureSchema(connection: DuckDBConnection): Promise<void> {
   await connection.run(EVENTS_DDL)
+  await connection.run(TENANT_DDL)
   await connection.run(CURSORS_DDL)
 }
 

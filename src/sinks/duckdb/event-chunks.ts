@@ -28,6 +28,7 @@ const COLUMN_TYPES = [
   TIMESTAMP,
   LIST(VARCHAR),
   VARCHAR,
+  VARCHAR,
 ]
 
 export const CHUNK_ROWS = 2048
@@ -46,7 +47,7 @@ export class EventChunks {
 
   /** Appends every event to `appender` (which buffers them; the caller flushes). */
   append(appender: DuckDBAppender, events: readonly NormalizedEvent[]): void {
-    const [eventId, eventName, channel, campaignId, userId, timestamp, receivedAt, tags, metadata] =
+    const [eventId, eventName, channel, campaignId, userId, timestamp, receivedAt, tags, metadata, tenant] =
       this.#columns
     for (let offset = 0; offset < events.length; offset += CHUNK_ROWS) {
       const rows = Math.min(CHUNK_ROWS, events.length - offset)
@@ -62,6 +63,7 @@ export class EventChunks {
         receivedAt[i] = micros(event.received_at, 1000n, event, 'received_at', offset + i)
         tags[i] = event.tags == null ? null : new DuckDBListValue(event.tags as string[])
         metadata[i] = event.metadata == null ? null : JSON.stringify(event.metadata)
+        tenant[i] = event.tenant ?? ''
       }
       this.#chunk.reset()
       this.#chunk.rowCount = rows

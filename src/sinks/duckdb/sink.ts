@@ -13,7 +13,7 @@
  * events that an earlier piece already stored. Pieces that start at or before the cursor this
  * sink committed last before (re)opening — the only ones that can repeat stored events — are
  * therefore appended into a TEMP staging table and moved into `events` with an anti-join on
- * `event_id`, limited to the batch's `received_at` range (a repeated event has the very same
+ * (`tenant`, `event_id`), limited to the batch's `received_at` range (a repeated event has the very same
  * `received_at`, so the range is exact and lets DuckDB skip old row groups). Every later piece
  * takes the direct path. A failed COMMIT is treated the same way (it may have committed).
  *
@@ -66,21 +66,25 @@ ON CONFLICT (sink) DO UPDATE SET
 
 const STAGE = 'spillway_stage'
 
-const RECENT_KEYS = `SELECT event_id, epoch_ms(received_at) FROM events
+/** The dedup keys (intake/event-id.ts dedupKey): `<tenant>/<event_id>`, the event_id alone without a tenant. */
+const RECENT_KEYS = `SELECT CASE WHEN coalesce(tenant, '') = '' THEN event_id ELSE tenant || '/' || event_id END,
+  epoch_ms(received_at) FROM events
 WHERE received_at >= $1 ORDER BY received_at DESC LIMIT $2`
 
 /** Columns of a WAL NDJSON line (a NormalizedEvent) as read_ndjson should type them. */
 const NDJSON_COLUMNS = `{event_id: 'VARCHAR', event_name: 'VARCHAR', channel: 'VARCHAR', campaign_id: 'VARCHAR',
-  user_id: 'VARCHAR', timestamp: 'BIGINT', received_at: 'BIGINT', tags: 'VARCHAR[]', metadata: 'JSON'}`
+  user_id: 'VARCHAR', timestamp: 'BIGINT', received_at: 'BIGINT', tags: 'VARCHAR[]', metadata: 'JSON',
+  tenant: 'VARCHAR'}`
 
 const insertNdjson = (file: string) => `INSERT INTO events
 SELECT event_id, event_name, channel, campaign_id, user_id,
-  make_timestamp("timestamp" * 1000000), make_timestamp(received_at * 1000), tags, metadata
+  make_timestamp("timestamp" * 1000000), make_timestamp(received_at * 1000), tags, metadata,
+  coalesce(tenant, '')
 FROM read_ndjson('${file.replaceAll("'", "''")}', columns = ${NDJSON_COLUMNS}, format = 'newline_delimited')`
 
 const MOVE_STAGED = `INSERT INTO events SELECT s.* FROM ${STAGE} s
 WHERE NOT EXISTS (
-  SELECT 1 FROM events e WHERE e.received_at BETWEEN $1 AND $2 AND e.event_id = s.event_id
+  SELECT 1 FROM events e WHERE e.received_at BETWEEN $1 AND $2 AND e.event_id = s.event_id AND e.tenant = s.tenant
 )`
 
 export class DuckDbSink implements Sink {

@@ -24,6 +24,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { promisify } from 'node:util'
 import { gzip as gzipCallback, constants as zlib } from 'node:zlib'
 import { spillwayError } from '../../errors.ts'
+import { dedupKeyOf } from '../../intake/event-id.ts'
 import { encodeEvents } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
@@ -168,7 +169,7 @@ export function idempotencyKey(sink: string, batch: SinkBatch): string {
   const key = `${sink}-${batch.from}-${batch.to}`
   if (batch.ndjson) return key
   const hash = createHash('sha256')
-  for (const event of batch.events) hash.update(event.event_id).update('\n')
+  for (const event of batch.events) hash.update(dedupKeyOf(event)).update('\n')
   return `${key}-${hash.digest('hex').slice(0, 16)}`
 }
 

@@ -3,7 +3,8 @@
  *
  * Records. One event is one record: the value is the WAL's NDJSON line as it is (the normalized
  * event JSON, without the newline), sliced out of the batch's bytes without copying; the key is
- * the event's `event_id` (`payloadKeys` reads it without parsing the line), so copies of one event
+ * the event's dedup key — `event_id`, `<tenant>/<event_id>` with API keys on (`payloadKeys` reads
+ * it without parsing the line) — so copies of one event
  * go to one partition and a consumer can drop them by key. Batches without NDJSON are encoded with
  * the intake's `serializeEvent`, the same bytes.
  *
@@ -17,6 +18,7 @@
  * `send` (one produce request per broker). Rounds go one after another.
  */
 import { payloadKeys } from '../../dedup/ndjson-keys.ts'
+import { dedupKeyOf } from '../../intake/event-id.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { SinkBatch } from '../sink.ts'
 import { partitionOf } from './client.ts'
@@ -53,7 +55,7 @@ export function batchRecords(batch: SinkBatch, partitions: number): OutgoingReco
     return records
   }
   for (const event of batch.events) {
-    const key = Buffer.from(event.event_id, 'utf8')
+    const key = Buffer.from(dedupKeyOf(event), 'utf8')
     records.push({
       key,
       value: Buffer.from(serializeEvent(event), 'utf8'),

@@ -1,7 +1,8 @@
 /**
  * `GET /metrics` over a MemorySink, with the same semantics as the real stores: a duplicate
- * (same `event_id`) is counted once, `unique_users` is exact, hour/day groups are ISO-8601 UTC.
+ * (same `event_id` and tenant) is counted once, `unique_users` is exact, hour/day groups are ISO-8601 UTC.
  */
+import { dedupKeyOf } from '../../intake/event-id.ts'
 import type { NormalizedEvent } from '../../intake/types.ts'
 import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../../query/types.ts'
 import type { MemorySink } from './sink.ts'
@@ -32,8 +33,9 @@ export class MemoryQueryBackend implements QueryBackend {
     const seen = new Set<string>()
     const out: NormalizedEvent[] = []
     for (const event of this.#sink.events) {
-      if (seen.has(event.event_id)) continue
-      seen.add(event.event_id)
+      const key = dedupKeyOf(event)
+      if (seen.has(key)) continue
+      seen.add(key)
       if (event.event_name !== query.event_name) continue
       if (query.from !== undefined && event.timestamp < query.from) continue
       if (query.to !== undefined && event.timestamp > query.to) continue

@@ -1,6 +1,7 @@
 /**
  * The `nats` sink: every event becomes one message on a JetStream stream, published to
- * `natsSubject` with `Nats-Msg-Id` = `event_id` (percent-encoded when it is not plain printable
+ * `natsSubject` with `Nats-Msg-Id` = the dedup key (`event_id`, `<tenant>/<event_id>` with API
+ * keys on; percent-encoded when it is not plain printable
  * ASCII: msgIdOf), its payload the event's NDJSON line as the WAL holds it (the normalized event
  * as JSON, without the newline). `spillway consume --from nats`
  * reads them back (src/consume/nats-source.ts).
@@ -31,6 +32,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { payloadKeys } from '../../dedup/ndjson-keys.ts'
 import { isSpillwayError, spillwayError } from '../../errors.ts'
+import { dedupKeyOf } from '../../intake/event-id.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
@@ -263,11 +265,10 @@ export function itemsOf(batch: SinkBatch): PublishItem[] {
     }
     return items
   }
-  return batch.events.map((event) => ({
-    id: event.event_id,
-    msgId: msgIdOf(event.event_id),
-    data: Buffer.from(serializeEvent(event)),
-  }))
+  return batch.events.map((event) => {
+    const key = dedupKeyOf(event)
+    return { id: key, msgId: msgIdOf(key), data: Buffer.from(serializeEvent(event)) }
+  })
 }
 
 /** Printable ASCII but `%`: the ids that go into the header as they are (UUIDs, counters). */

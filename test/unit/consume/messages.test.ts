@@ -67,6 +67,24 @@ test('what is not an event is refused with a reason naming the problem, and the 
   assert.deepEqual(decodeEvents(lines.payload), [normalized])
 })
 
+test("a normalized event keeps its tenant (its dedup key is the tenant's); a malformed tenant is refused", () => {
+  const keyed = { ...normalized, tenant: 'alice' }
+  const { payload, refused } = toWalLines(
+    [buf(keyed), buf({ ...normalized, tenant: 'a/b' }), buf({ ...normalized, tenant: 7 })],
+    LIMITS,
+    RECEIVED_AT,
+  )
+  assert.equal(payload.toString(), `${serializeEvent(keyed)}\n`)
+  assert.deepEqual(payloadKeys(payload).keys, [`alice/${normalized.event_id}`])
+  assert.deepEqual(
+    refused.map((r) => [r.index, r.reason.split(',')[0]]),
+    [
+      [1, 'tenant must be an API key label (1 to 64 of A-Z a-z 0-9 . _ -)'],
+      [2, 'tenant must be an API key label (1 to 64 of A-Z a-z 0-9 . _ -)'],
+    ],
+  )
+})
+
 test('a message larger than an event may be is refused before it is parsed', () => {
   const huge = buf({ ...normalized, metadata: { blob: 'x'.repeat(LIMITS.maxEventBytes + 2048) } })
   assert.match(readEvent(huge, LIMITS, RECEIVED_AT) as string, /larger than an event may be/)

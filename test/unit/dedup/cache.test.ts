@@ -3,7 +3,9 @@ import { test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
-import { DedupCache } from '../../../src/dedup/cache.ts'
+import { ABSENT, CONFLICT, contentFingerprint, DedupCache, SAME } from '../../../src/dedup/cache.ts'
+import { serializeEvent } from '../../../src/intake/serialize.ts'
+import type { NormalizedEvent } from '../../../src/intake/types.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -16,6 +18,63 @@ test('a key is seen once added, until its window ends', () => {
   assert.equal(cache.has('a', 1000), false, 'expired at the end of the window')
   cache.add('a', 1000)
   assert.equal(cache.has('a', 1500), true, 'added again: a fresh window')
+})
+
+test('with content, a held key tells the same content from another; without, any hit is the same', () => {
+  const cache = new DedupCache(10, 1000, { content: true })
+  assert.equal(cache.lookup('a', 1, 2, 0), ABSENT)
+  cache.add('a', 0, 1, 2)
+  assert.equal(cache.lookup('a', 1, 2, 10), SAME)
+  assert.equal(cache.lookup('a', 1, 3, 10), CONFLICT)
+  assert.equal(cache.lookup('a', 9, 2, 10), CONFLICT)
+  cache.add('a', 20, 7, 7)
+  assert.equal(cache.lookup('a', 1, 2, 30), SAME, 'a held key keeps the content it was added with')
+  assert.equal(cache.lookup('a', 7, 7, 2000), ABSENT, 'expired')
+  cache.add('a', 2000, 7, 7)
+  assert.equal(cache.lookup('a', 7, 7, 2001), SAME, 'added again after it expired: the new content')
+  const plain = new DedupCache(10, 1000)
+  plain.add('a', 0)
+  assert.equal(plain.lookup('a', 5, 5, 1), SAME)
+  assert.equal(new DedupCache(0, 1000, { content: true }).lookup('a', 0, 0), ABSENT)
+})
+
+test('the content fingerprint ignores what the server sets (corrected timestamp, received_at), nothing else', () => {
+  const base: NormalizedEvent = {
+    event_id: 'order-42',
+    tenant: 'alice',
+    event_name: 'view',
+    channel: 'web',
+    campaign_id: null,
+    user_id: 'u',
+    timestamp: 1_700_000_000,
+    received_at: 1_700_000_000_123,
+    tags: ['a'],
+    metadata: { k: 'v' },
+  }
+  const of = (e: NormalizedEvent, clientTimestamp = 1_700_000_000) => {
+    const out = new Int32Array(2)
+    // A line inside a payload, as in a batch: only its own bytes count.
+    const bytes = Buffer.from(`{"x":1}\n${serializeEvent(e)}\n{"x":2}\n`)
+    contentFingerprint(bytes, 8, bytes.length - 9, clientTimestamp, out, 0)
+    return [...out].join(':')
+  }
+  const same = of(base)
+  assert.equal(of({ ...base, timestamp: 1_700_000_009, received_at: 1_800_000_000_000 }), same)
+  for (const other of [
+    of(base, 1_700_000_001),
+    of(base, 1_700_000_000 + 2 ** 32),
+    of({ ...base, user_id: 'v' }),
+    of({ ...base, tenant: 'bob' }),
+    of({ ...base, tags: ['b'] }),
+    of({ ...base, tags: [] }),
+    of({ ...base, metadata: { k: 'w' } }),
+    of({ ...base, metadata: null }),
+    of({ ...base, campaign_id: 'c' }),
+    of({ ...base, channel: 'api' }),
+    of({ ...base, event_name: 'click' }),
+  ]) {
+    assert.notEqual(other, same)
+  }
 })
 
 test('the oldest key goes first when the cache is full', () => {

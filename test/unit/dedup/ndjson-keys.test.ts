@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { keepLines, payloadKeys } from '../../../src/dedup/ndjson-keys.ts'
+import { dedupKeyOf } from '../../../src/intake/event-id.ts'
 import { encodeEvents } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
 
@@ -23,6 +24,20 @@ test('the keys of WAL lines, escapes and non-ASCII included, without decoding th
   assert.deepEqual(parsed.keys, ids)
   assert.equal(parsed.starts[0], 0)
   assert.equal(parsed.starts.length, ids.length)
+})
+
+test('with a tenant the key is <tenant>/<event_id>, read from the line as from the event', () => {
+  const events = ['plain', 'with "quotes"', 'ünïcødé', 'a/b'].flatMap((id) => [
+    { ...event(id), tenant: 'alice' },
+    { ...event(id), tenant: 'bob.b-2_x' },
+    event(id),
+  ])
+  const keys = payloadKeys(encodeEvents(events)).keys
+  assert.deepEqual(keys, events.map(dedupKeyOf))
+  assert.deepEqual(keys.slice(0, 3), ['alice/plain', 'bob.b-2_x/plain', 'plain'])
+  // Lines of another shape (field order) give the same keys.
+  const shuffled = events.map(({ event_id, ...rest }) => JSON.stringify({ ...rest, event_id })).join('\n')
+  assert.deepEqual(payloadKeys(Buffer.from(shuffled)).keys, events.map(dedupKeyOf))
 })
 
 test('lines of another shape are decoded whole; blank lines are skipped', () => {

@@ -55,6 +55,15 @@ describe('serializeEvent', () => {
     }
   })
 
+  test('a tenant goes right after event_id, and only when set', () => {
+    const keyed = event({ tenant: 'alice' })
+    const { event_id, tenant, ...rest } = keyed
+    assert.equal(serializeEvent(keyed), JSON.stringify({ event_id, tenant, ...rest }))
+    assert.ok(serializeEvent(keyed).startsWith('{"event_id":"evt-1","tenant":"alice","event_name":'))
+    assert.equal(serializeEvent(event({ tenant: '' })), JSON.stringify(event()))
+    assert.deepEqual(decodeEvents(encodeEvents([keyed])), [keyed])
+  })
+
   test('escapes strings exactly as JSON.stringify does', () => {
     for (const s of TRICKY_STRINGS) {
       const e = event({ event_name: s, tags: [s, s] })

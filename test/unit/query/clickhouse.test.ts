@@ -10,7 +10,7 @@ test('18.16: values are literals; the name is quoted, bounds are integers', () =
   const { sql, params } = sqlFor('totals', T, { name: "it's", from: 10, to: 20 }, { parameters: false })
   assert.equal(
     sql,
-    "SELECT uniqExact(event_id) AS total_events, uniqExact(user_id) AS unique_users FROM `db`.`events` WHERE event_name = 'it\\'s' AND timestamp >= toDateTime(10) AND timestamp <= toDateTime(20) FORMAT TabSeparated",
+    "SELECT uniqExact(tenant, event_id) AS total_events, uniqExact(user_id) AS unique_users FROM `db`.`events` WHERE event_name = 'it\\'s' AND timestamp >= toDateTime(10) AND timestamp <= toDateTime(20) FORMAT TabSeparated",
   )
   assert.deepEqual(params, {})
 })
@@ -20,7 +20,7 @@ test('with query parameters no value reaches the SQL text', () => {
   const { sql, params } = sqlFor('channel', T, { name, from: 10 }, { parameters: true })
   assert.equal(
     sql,
-    'SELECT channel, uniqExact(event_id) AS total_events, uniqExact(user_id) AS unique_users FROM `db`.`events` WHERE event_name = {name:String} AND timestamp >= toDateTime({from:UInt32}) GROUP BY channel ORDER BY total_events DESC, channel FORMAT TabSeparated',
+    'SELECT channel, uniqExact(tenant, event_id) AS total_events, uniqExact(user_id) AS unique_users FROM `db`.`events` WHERE event_name = {name:String} AND timestamp >= toDateTime({from:UInt32}) GROUP BY channel ORDER BY total_events DESC, channel FORMAT TabSeparated',
   )
   assert.deepEqual(params, { name, from: 10 })
   assert.ok(!sql.includes(name))

@@ -40,7 +40,7 @@ test('features come from the version, the settings the server has and the parame
   assert.equal(midway.modernTypes, true)
 })
 
-test('18.16 DDL: plain types, no codecs, ReplacingMergeTree by day, keyed on (event_name, event_id)', () => {
+test('18.16 DDL: plain types, no codecs, ReplacingMergeTree by day, keyed on (event_name, event_id, tenant)', () => {
   const ddl = tableDdl('analytics', 'events', LEGACY_FEATURES)
   assert.equal(
     ddl,
@@ -53,10 +53,11 @@ test('18.16 DDL: plain types, no codecs, ReplacingMergeTree by day, keyed on (ev
   timestamp DateTime('UTC'),
   received_at UInt64,
   tags Array(String),
-  metadata String
+  metadata String,
+  tenant String
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
-ORDER BY (event_name, event_id)`,
+ORDER BY (event_name, event_id, tenant)`,
   )
   assert.doesNotMatch(ddl, /CODEC|LowCardinality|DateTime64/)
 })
@@ -72,12 +73,13 @@ test('modern DDL: LowCardinality, DateTime64 and codecs, with the same engine an
     "received_at DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))",
     'tags Array(LowCardinality(String))',
     'metadata String CODEC(ZSTD(1))',
+    'tenant LowCardinality(String)',
   ]) {
     assert.ok(ddl.includes(column), column)
   }
   assert.match(
     ddl,
-    /ENGINE = ReplacingMergeTree\nPARTITION BY toDate\(timestamp\)\nORDER BY \(event_name, event_id\)$/,
+    /ENGINE = ReplacingMergeTree\nPARTITION BY toDate\(timestamp\)\nORDER BY \(event_name, event_id, tenant\)$/,
   )
 })
 

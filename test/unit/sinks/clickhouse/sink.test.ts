@@ -29,6 +29,8 @@ interface Fake {
   /** Answers to the next INSERTs, in order; then 200. */
   readonly insertAnswers: { status: number; body: string }[]
   columns: string[]
+  /** A server that cannot change a sorting key (answers MODIFY ORDER BY with an error). */
+  fixedKey: boolean
   down: boolean
   server: Server
 }
@@ -48,7 +50,9 @@ async function fakeClickHouse(t: TestContext, kind: 'legacy' | 'modern'): Promis
       'received_at',
       'tags',
       'metadata',
+      'tenant',
     ],
+    fixedKey: false,
     down: false,
     server: undefined as unknown as Server,
   }
@@ -77,6 +81,11 @@ async function fakeClickHouse(t: TestContext, kind: 'legacy' | 'modern'): Promis
         : send(500, 'Code: 62, e.displayText() = DB::Exception: Syntax error')
     }
     if (sql.startsWith('CREATE')) return send(200, '')
+    if (sql.startsWith('ALTER')) {
+      if (fake.fixedKey && sql.includes('MODIFY ORDER BY')) return send(500, 'Code: 48, not implemented')
+      fake.columns.push('tenant')
+      return send(200, '')
+    }
     if (sql.includes('FROM system.columns')) return send(200, fake.columns.map((c) => `${c}\n`).join(''))
     if (sql.includes('FROM system.tables')) return send(200, 'ReplacingMergeTree\n')
     if (sql === 'SELECT 1') return send(200, '1\n')
@@ -118,7 +127,7 @@ test('modern server: WAL bytes pass untouched, objects read as strings, async in
   const [first] = inserts(fake)
   assert.equal(
     first.sql,
-    'INSERT INTO `db`.`events` (event_id, event_name, channel, campaign_id, user_id, timestamp, received_at, tags, metadata) FORMAT JSONEachRow',
+    'INSERT INTO `db`.`events` (event_id, tenant, event_name, channel, campaign_id, user_id, timestamp, received_at, tags, metadata) FORMAT JSONEachRow',
   )
   assert.equal(first.headers['content-encoding'], 'gzip')
   assert.deepEqual(first.data, small, 'the WAL bytes themselves')
@@ -218,6 +227,35 @@ test('an existing table without the sink columns fails the start naming them', a
   const sink = new ClickHouseSink({ url: fake.url, database: 'db' })
   t.after(() => sink.close())
   await assert.rejects(sink.open(), /exists without the column\(s\) event_name, channel/)
+})
+
+test('a table made before tenants gets the tenant column, in its sorting key where the server can', async (t) => {
+  const before = (fake: Fake) => {
+    fake.columns = fake.columns.filter((c) => c !== 'tenant')
+  }
+  const fake = await fakeClickHouse(t, 'legacy')
+  before(fake)
+  const batch = { events: [event('a', { tenant: 'alice' })], from: 0, to: 1 }
+  const sink = await openSink(t, fake.url)
+  assert.equal((await sink.write(batch)).kind, 'delivered')
+  assert.deepEqual(
+    fake.seen.filter((s) => s.sql.startsWith('ALTER')).map((s) => s.sql),
+    ['ALTER TABLE `db`.`events` ADD COLUMN tenant String, MODIFY ORDER BY (event_name, event_id, tenant)'],
+  )
+  assert.match(inserts(fake)[0].sql, /\(event_id, tenant, event_name, .*\) FORMAT JSONEachRow/)
+
+  const fixed = await fakeClickHouse(t, 'modern')
+  before(fixed)
+  fixed.fixedKey = true
+  const other = await openSink(t, fixed.url)
+  assert.equal((await other.write(batch)).kind, 'delivered')
+  assert.deepEqual(
+    fixed.seen.filter((s) => s.sql.startsWith('ALTER')).map((s) => s.sql),
+    [
+      'ALTER TABLE `db`.`events` ADD COLUMN tenant LowCardinality(String), MODIFY ORDER BY (event_name, event_id, tenant)',
+      'ALTER TABLE `db`.`events` ADD COLUMN tenant LowCardinality(String)',
+    ],
+  )
 })
 
 test('config: a URL is required and must be the HTTP interface; batch sizes become batchLimits', () => {

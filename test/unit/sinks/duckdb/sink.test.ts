@@ -71,6 +71,7 @@ test('open creates the directory and both tables on a fresh file', async (t) => 
       'received_at TIMESTAMP NOT NULL',
       'tags VARCHAR[]',
       'metadata JSON',
+      'tenant VARCHAR',
     ],
   )
   const cursors = await rows(
@@ -265,6 +266,62 @@ test('a record re-sent after reopen from the committed cursor stores no event tw
   // Past the replayed record the direct path is back: an identical event is not filtered any more.
   await sink.write({ events: [event('r-0', { received_at: 2_000 })], from: 300, to: 400 })
   assert.equal(await count(sink), 21)
+})
+
+test('two tenants sharing an event_id are two rows on every path; a replay skips only the same tenant', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'db.duckdb')
+  const alice = event('order-42', { tenant: 'alice', user_id: 'a', received_at: 2_000 })
+  const bob = event('order-42', { tenant: 'bob', user_id: 'b', received_at: 2_000 })
+  const none = event('order-42', { user_id: 'n', received_at: 2_000 })
+  const first = new DuckDbSink({ path })
+  await first.open()
+  // The NDJSON path (read_ndjson), then a piece that commits the record's start as its cursor.
+  await first.write({ events: [], ndjson: encodeEvents([alice, none]), from: 0, to: 100 })
+  await first.write({ events: [bob], from: 100, to: 100 })
+  await first.close()
+
+  const sink = await openSink(t, { path })
+  // The record re-sent from 100 after a reopen: the replay path, anti-joined on (tenant, event_id).
+  const carol = event('order-42', { tenant: 'carol', user_id: 'c', received_at: 2_000 })
+  assert.equal((await sink.write({ events: [bob, carol], from: 100, to: 200 })).kind, 'delivered')
+  const stored = await rows(sink, 'SELECT tenant, event_id, user_id FROM events ORDER BY user_id')
+  assert.deepEqual(
+    stored.map((r) => `${r['tenant']} ${r['event_id']} ${r['user_id']}`),
+    ['alice order-42 a', 'bob order-42 b', 'carol order-42 c', ' order-42 n'],
+  )
+  assert.deepEqual(
+    (await sink.recentKeys(0, 10)).map(([key]) => key).sort(),
+    ['alice/order-42', 'bob/order-42', 'carol/order-42', 'order-42'],
+    'the dedup keys, to warm the delivery cache',
+  )
+})
+
+test('a table made before tenants gets the tenant column at open, its rows the empty tenant', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'old.duckdb')
+  const db = await DuckDBInstance.create(path)
+  const connection = await db.connect()
+  await connection.run(`CREATE TABLE events (event_id VARCHAR NOT NULL, event_name VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL, campaign_id VARCHAR, user_id VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL,
+    received_at TIMESTAMP NOT NULL, tags VARCHAR[], metadata JSON)`)
+  await connection.run(`INSERT INTO events VALUES ('old-1', 'v', 'web', NULL, 'u', now(), now(), [], NULL)`)
+  connection.closeSync()
+  db.closeSync()
+
+  const sink = await openSink(t, { path })
+  await sink.write({
+    events: [],
+    ndjson: encodeEvents([event('new-1', { tenant: 'alice' })]),
+    from: 0,
+    to: 10,
+  })
+  await sink.write({ events: [event('new-2', { tenant: 'bob' })], from: 10, to: 20 })
+  const stored = await rows(sink, 'SELECT event_id, tenant FROM events ORDER BY event_id')
+  assert.deepEqual(
+    stored.map((r) => `${r['event_id']}:${r['tenant']}`),
+    ['new-1:alice', 'new-2:bob', 'old-1:'],
+  )
 })
 
 test('a replayed piece that fails once is still deduplicated when it is retried', async (t) => {
