@@ -1,7 +1,8 @@
 /**
  * Moves one worker's WAL shard into the node's WAL, which delivery reads (`serve --workers N`).
  *
- * A worker answers 202 once its events are fdatasync'd in its own shard (G1 holds per shard). The
+ * A worker answers 202 once its events are fdatasync'd in its own shard: G1 (docs/ARCHITECTURE.md
+ * "Guarantees") holds per shard. The
  * primary's merger then reads the shard — never past the durable head the worker reported — and
  * appends its records to the node's WAL, packed into records of up to MERGE_RECORD_BYTES (a
  * shard record is one request; many small ones in one record make delivery cheaper). A round

@@ -4,13 +4,15 @@
  * (delivery). Append-only JSONL files under `<dataDir>/deadletter/`, one line per event:
  *   {"at":1723475612000,"sink":"duckdb","reason":"…","index":3,"position":4096,"event":{…}}
  * `append` resolves only after the lines are fdatasync'd, so delivery can move a cursor past a
- * dead-lettered event without losing it (G2: never silently dropped).
+ * dead-lettered event without losing it (never silently dropped: G2, docs/ARCHITECTURE.md
+ * "Guarantees").
  *
  * Each store instance writes its own file (`<source>-<time>-<pid>-<thread>.jsonl`): the HTTP
  * thread and the delivery thread both append, and separate files keep their lines from
  * interleaving. `list()` reads every file of the directory.
  *
- * Bounds (G4). The directory holds at most `maxDeadLetterBytes` and `maxDeadLetterEntries`,
+ * Bounds (G4, docs/ARCHITECTURE.md "Guarantees"). The directory holds at most
+ * `maxDeadLetterBytes` and `maxDeadLetterEntries`,
  * counted over every file, whoever wrote it. An append that would pass either bound is refused
  * whole, before a byte is written, with SPW_ERR_DEADLETTER_FULL (503, retryable, Retry-After
  * 60 s): nothing of its request is accepted, so no invalid event is ever answered as kept and then

@@ -1,10 +1,11 @@
 /**
- * Validation and normalisation of one event (DESIGN §2). This runs for every event on the hot
+ * Validation and normalisation of one event (docs/ARCHITECTURE.md "The event"). This runs for
+ * every event on the hot
  * path, so it is a hand-rolled validator: one pass over the known fields, loops instead of
  * regexes, no closures, and nothing allocated on the accept path but the normalised event. Error
  * strings are only built when an event is rejected.
  *
- * Rules beyond the letter of §2, decided here:
+ * Rules beyond the summary in docs/ARCHITECTURE.md "The event", decided here:
  * - Unknown top-level fields are rejected, naming the field (`unknown field "userId"`): dropping
  *   them silently would lose data the client believes it sent. `sent_at` is a known field.
  * - `null` means absent for every field: a required field that is null "is required"; an

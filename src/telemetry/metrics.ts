@@ -1,5 +1,5 @@
 /**
- * The Prometheus metrics of one server, served on the operations port (DESIGN §2).
+ * The Prometheus metrics of one server, served on the operations port (docs/ARCHITECTURE.md "The API").
  *
  * One registry per server, never prom-client's global one, so tests run several servers in one
  * process. Three kinds of series:

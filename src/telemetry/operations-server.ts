@@ -1,5 +1,6 @@
 /**
- * The operations port (DESIGN §2, `metricsPort`): `GET /metrics` in the Prometheus text format.
+ * The operations port (docs/ARCHITECTURE.md "The API", `metricsPort`): `GET /metrics` in the
+ * Prometheus text format.
  * A bare node:http server apart from the API, so a scrape never queues behind ingest traffic in
  * fastify's hooks and the API's `GET /metrics` (aggregate queries) keeps its meaning.
  */

@@ -1,5 +1,6 @@
 /**
- * G1 + G2 + exactly-once under SIGKILL, against the real server process and the real DuckDB file:
+ * G1 + G2 (docs/ARCHITECTURE.md "Guarantees") + exactly-once under SIGKILL, against the real
+ * server process and the real DuckDB file:
  * clients send events concurrently (single and NDJSON batches), the server is killed with SIGKILL at
  * a random moment, restarted, and killed again (helpers/crash-trial.ts). At the end every event that
  * got a 202 is in DuckDB exactly once, no event is there twice, and `spillway wal verify` is clean.

@@ -1,5 +1,6 @@
 /**
- * G5 graceful shutdown under load, against the real server process and the real DuckDB file:
+ * G5 graceful shutdown (docs/ARCHITECTURE.md "Guarantees") under load, against the real server
+ * process and the real DuckDB file:
  * concurrent clients send single events and NDJSON batches; SIGTERM arrives in the middle.
  * - the process exits 0 within the shutdown timeout;
  * - once it has begun to shut down (its `ServerShutdownRequested` log line), no request gets a

@@ -1,5 +1,6 @@
 /**
- * The issue's topology for G3: two `spillway serve` processes on different ports sharing one
+ * The issue's topology for G3 (docs/ARCHITECTURE.md "Duplicates"): two `spillway serve`
+ * processes on different ports sharing one
  * Redis (L2) and ONE store, ClickHouse. The same events, each sent one to three times, go to both
  * nodes at once; every acknowledged event is in ClickHouse exactly once — also with one node
  * killed by SIGKILL mid-way (its clients fail over) and restarted.

@@ -1,5 +1,6 @@
 /**
- * G3 across nodes: two `spillway serve` processes on different ports share one Redis (L2). The
+ * G3 across nodes (docs/ARCHITECTURE.md "Duplicates"): two `spillway serve` processes on
+ * different ports share one Redis (L2). The
  * same events, each sent one to three times, go to both nodes at once — single and in batches,
  * as load balancers and retrying SDKs do. Every acknowledged event is stored exactly once:
  * counted over everything the two nodes stored (each node's own DuckDB store here; the

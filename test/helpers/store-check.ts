@@ -1,5 +1,6 @@
 /**
- * The end-of-test checks of G1–G3 against the real files a server left behind: how often each
+ * The end-of-test checks of G1–G3 (docs/ARCHITECTURE.md "Guarantees") against the real files a
+ * server left behind: how often each
  * event_id is in DuckDB, whether `spillway wal verify` is clean, and the exactly-once assertion
  * (for any store: helpers/clickhouse.ts counts ClickHouse rows the same way).
  */

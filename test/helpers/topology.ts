@@ -1,5 +1,6 @@
 /**
- * The scale-out topology of DESIGN §3 on one machine: two `spillway serve` nodes writing to a log
+ * The scale-out topology (docs/ARCHITECTURE.md "Scale out") on one machine: two `spillway serve`
+ * nodes writing to a log
  * (Kafka or JetStream), one `spillway consume` node loading the log into ClickHouse, Redis as the
  * shared dedup layer. The traffic is two-nodes.ts's: every event sent one to three times, to
  * either serve node, alone or in batches, by clients that fail over when their node is down.

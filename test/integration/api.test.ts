@@ -1,5 +1,6 @@
 /**
- * The HTTP API of DESIGN §2 end to end: real server, real WAL, real delivery thread, real DuckDB.
+ * The HTTP API (docs/ARCHITECTURE.md "The API") end to end: real server, real WAL, real delivery
+ * thread, real DuckDB.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'

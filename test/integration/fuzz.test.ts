@@ -5,7 +5,8 @@
  * - never a 5xx (a 503 would be admission or a full disk, neither of which may happen here);
  * - the body is JSON, and every 4xx carries a non-empty `error` string;
  * - nothing invalid is ever accepted: for each 202 the test decodes the request itself and checks
- *   each accepted event against an oracle written here from DESIGN §2 and the documented rules of
+ *   each accepted event against an oracle written here from docs/ARCHITECTURE.md "The event" and
+ *   the documented rules of
  *   src/intake/validate.ts — not by calling validateEvent.
  * FUZZ_RUNS scales the number of cases (default 1: about 10,000 requests, ~10 s); FUZZ_SEED replays a
  * run (fast-check prints the seed of a failure).
@@ -58,7 +59,7 @@ interface Clock {
   readonly to: number
 }
 
-/** Why `value` is not a valid event under DESIGN §2, or null when it is. */
+/** Why `value` is not a valid event (docs/ARCHITECTURE.md "The event"), or null when it is. */
 function whyInvalid(value: unknown, clock: Clock, idempotencyKey: string | undefined): string | null {
   if (!isPlainObject(value)) return 'not an object'
   for (const key of Object.keys(value)) if (!KNOWN.has(key)) return `unknown field ${key}`

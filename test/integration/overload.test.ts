@@ -1,5 +1,6 @@
 /**
- * G4 + G5 against the real server process: a load far above what the pipeline can absorb, for a
+ * G4 + G5 (docs/ARCHITECTURE.md "Guarantees", "Admission") against the real server process: a
+ * load far above what the pipeline can absorb, for a
  * bounded time. The store is made slow on purpose (DuckDB gets batches of 10 rows, one
  * transaction each), so intake outruns delivery, the WAL backlog reaches its bound and admission
  * control turns the surplus into fast 503s, while the commit queue and the bytes in flight stay

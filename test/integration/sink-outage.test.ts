@@ -1,5 +1,6 @@
 /**
- * G2 under a sink outage, against the real server process: `SPILLWAY_SINKS=duckdb,http`, the http
+ * G2 (docs/ARCHITECTURE.md "Guarantees") under a sink outage, against the real server process:
+ * `SPILLWAY_SINKS=duckdb,http`, the http
  * sink pointed at a local receiver that first answers 500, then drops every connection without an
  * answer, then recovers. Meanwhile clients keep sending and every event is acked (202): the
  * outage only grows the http sink's backlog in the WAL; DuckDB keeps up; the breaker opens and the

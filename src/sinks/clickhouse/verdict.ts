@@ -19,7 +19,7 @@
  *   sink creates it again before the next attempt), authentication and permissions (a
  *   configuration to fix, not data to drop), syntax errors (a bug of ours), unknown codes, 5xx
  *   without a code, and no answer at all. An unknown failure must never turn acknowledged events
- *   into dead letters (G2).
+ *   into dead letters (G2, docs/ARCHITECTURE.md "Guarantees").
  * An answer without a code is judged like the http sink judges one: 2xx delivered; 408, 429 and
  * 5xx retry; 401/403/404/407 retry (a proxy or a configuration in the way); other 4xx permanent.
  */

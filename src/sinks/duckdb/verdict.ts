@@ -7,7 +7,8 @@
  *   bad events and dead-letters them;
  * - everything else (IO errors, a full disk, out of memory, a lock or a write-write conflict, an
  *   interrupted query, a database invalidated by a fatal error, anything unknown) → `retry`:
- *   an unknown failure must never turn acknowledged events into dead letters (G2).
+ *   an unknown failure must never turn acknowledged events into dead letters (G2 in
+ *   docs/ARCHITECTURE.md "Guarantees").
  */
 import { spillwayError } from '../../errors.ts'
 import type { Verdict } from '../sink.ts'

@@ -2,7 +2,7 @@
  * HTTP answer → delivery verdict, for the `http` sink. The rule is the one of undici's retry
  * handler, Vector's HTTP sink and the OpenTelemetry exporters, with one Spillway twist: when in
  * doubt, retry — a permanent verdict turns events into dead letters, and only a receiver that
- * judged the data may do that (G2).
+ * judged the data may do that (G2, docs/ARCHITECTURE.md "Guarantees").
  * - 2xx → `delivered`.
  * - 408 Request Timeout, 429 Too Many Requests and every 5xx → `retry`: the receiver is slow,
  *   throttling or broken, not refusing the data. A `Retry-After` (delta seconds or an HTTP date)

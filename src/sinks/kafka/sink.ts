@@ -2,7 +2,7 @@
  * The `kafka` sink: every event becomes one record of `topic`, keyed by its `event_id`, the value
  * being the WAL's NDJSON line as it is (records.ts). Copies of an event (a retry after a timeout,
  * a replay after a crash) land in the same partition under the same key, so a consumer — Spillway's
- * own `consume`, or a compacted topic — drops them by key (G3).
+ * own `consume`, or a compacted topic — drops them by key (G3, docs/ARCHITECTURE.md "Duplicates").
  *
  * Producer. One idempotent producer (acks from all in-sync replicas, the producer id and sequence
  * numbers let the broker drop the copies of a request the client sends again), with the configured

@@ -18,7 +18,7 @@
  * - everything else → `retry`: leader elections, not enough in-sync replicas, request timeouts,
  *   a broker that is down or restarting, a missing topic (created again before the next attempt),
  *   unknown codes, and no answer at all. An unknown failure must never turn acknowledged events
- *   into dead letters (G2).
+ *   into dead letters (G2, docs/ARCHITECTURE.md "Guarantees").
  */
 import { protocolErrors, protocolErrorsCodesById } from '@platformatic/kafka'
 import { spillwayError } from '../../errors.ts'

@@ -3,7 +3,8 @@
  * `delivered` only when every publish was acked (a `duplicate: true` ack means JetStream already
  * holds that `Nats-Msg-Id`: delivered too). Otherwise the worst answer decides:
  * - `retry` — anything that can get better by waiting or by an operator fixing a configuration,
- *   because acknowledged events must never become dead letters over it (G2): no ack in time, the
+ *   because acknowledged events must never become dead letters over it (G2, docs/ARCHITECTURE.md
+ *   "Guarantees"): no ack in time, the
  *   connection lost or closed, no responders (no stream captures the subject, JetStream is
  *   disabled, restarting or electing a leader: the sink checks its stream again before the next
  *   attempt), a sealed or mismatched stream, wrong-sequence expectations, unknown API errors;

@@ -14,7 +14,7 @@ function idOf(body: unknown, ctx: IntakeContext = CTX, index?: number): string {
   return result.event.event_id
 }
 
-/** The DESIGN example without an event_id: its id is a content hash. */
+/** The example event (docs/ARCHITECTURE.md "The event") without an event_id: its id is a content hash. */
 const anonymous = () => without(validBody(), 'event_id')
 
 describe('dedup key precedence', () => {

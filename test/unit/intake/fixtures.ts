@@ -14,7 +14,7 @@ export const LIMITS: IntakeLimits = Object.freeze({
 
 export const CTX: IntakeContext = Object.freeze({ receivedAt: RECEIVED_AT })
 
-/** The example event of DESIGN §2, one minute old. */
+/** The example event of docs/ARCHITECTURE.md "The event", one minute old. */
 export function validBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     event_id: '0b6c9f0e-5a43-4d1e-9a9d-6f8b2f1c7e21',
