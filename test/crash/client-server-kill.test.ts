@@ -1,0 +1,146 @@
+/**
+ * The client against a real `spillway serve` that does not behave: 10,000 events are tracked
+ * while the server is SIGKILLed and restarted twice, and between the kills runs with
+ * `--queue-size 1`, so concurrent requests get 503 + Retry-After (other producers add to the
+ * crowd). The client retries through all of it; at the end every tracked event is in DuckDB
+ * exactly once, and the client reports nothing dropped or rejected.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import {
+  SpillwayClient,
+  type SpillwayClientError,
+  type TrackResult,
+} from '../../packages/client/src/index.ts'
+import { freePort } from '../helpers/clickhouse.ts'
+import { destroyAgent, send } from '../helpers/http.ts'
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
+import { eventually, sleep } from '../helpers/wait.ts'
+
+const EVENTS = 10_000
+
+test(`${EVENTS} tracked events are stored exactly once across two server SIGKILLs and a stretch of 503s`, {
+  timeout: 180_000,
+}, async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-client-kill-'))
+  const port = await freePort()
+  let server: ServerProcess | undefined
+  let crowd = false
+  let client: SpillwayClient | undefined
+  t.after(async () => {
+    crowd = false
+    await client?.close({ timeoutMs: 1 }).catch(() => {})
+    server?.kill('SIGKILL')
+    destroyAgent()
+    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+  })
+  const start = (args: string[] = []) =>
+    startServerProcess(dataDir, { HTTP_PORT: String(port) }, ['--workers', '1', ...args])
+  const kill = async () => {
+    server!.kill('SIGKILL')
+    assert.equal((await server!.exited()).signal, 'SIGKILL')
+  }
+
+  server = await start()
+  const errors: SpillwayClientError[] = []
+  const retriedStatuses = new Map<string, number>()
+  client = new SpillwayClient({
+    url: `http://127.0.0.1:${port}`,
+    batchEvents: 250,
+    flushIntervalMs: 20,
+    concurrency: 3,
+    maxQueueEvents: 3000,
+    overflow: 'block',
+    retry: { minMs: 50, maxMs: 500 },
+    requestTimeoutMs: 15_000,
+    onError: (e) => errors.push(e),
+    onRetry: (r) => {
+      const key = String(r.status ?? 'network')
+      retriedStatuses.set(key, (retriedStatuses.get(key) ?? 0) + 1)
+    },
+  })
+
+  const tracked = new Set<string>()
+  const timestamp = Math.floor(Date.now() / 1000)
+  const tracking = (async () => {
+    for (let i = 0; i < EVENTS; i++) {
+      const result: TrackResult = await client!.track({
+        event_name: 'client_kill',
+        user_id: `user_${i % 541}`,
+        channel: 'api',
+        timestamp: timestamp - (i % 600),
+        tags: ['client'],
+        metadata: { seq: i },
+      })
+      assert.equal(result.status, 'queued')
+      tracked.add(result.event_id)
+      // Spread the tracking over the whole scenario instead of queueing everything at once.
+      if (i % 100 === 99) await sleep(15)
+    }
+  })()
+  const progress = (n: number) =>
+    eventually(
+      async () => tracked.size >= n,
+      `${n} events tracked (${tracked.size} so far, retries ${JSON.stringify(Object.fromEntries(retriedStatuses))})`,
+      60_000,
+    )
+
+  // Other producers, at a steady pace: while the queue bound is tiny, the client's requests that
+  // arrive during one of theirs get 503.
+  const noise = new Set<string>()
+  const producer = async (p: number) => {
+    for (let n = 0; crowd; n++) {
+      const ids = Array.from({ length: 50 }, (_, i) => `noise-${p}-${n}-${i}`)
+      for (const id of ids) noise.add(id)
+      const body = ids
+        .map((id) =>
+          JSON.stringify({ event_id: id, event_name: 'noise', user_id: 'n', channel: 'web', timestamp }),
+        )
+        .join('\n')
+      await send(`http://127.0.0.1:${port}/events/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body,
+      }).catch(() => {})
+      await sleep(25)
+    }
+  }
+
+  await progress(2000)
+  await kill()
+  await sleep(500)
+  server = await start(['--queue-size', '1'])
+  crowd = true
+  const producers = [0, 1].map(producer)
+  await Promise.all([progress(6000), sleep(2000)])
+  await eventually(async () => (retriedStatuses.get('503') ?? 0) >= 3, 'the client retried 503s', 30_000)
+  await kill()
+  crowd = false
+  await Promise.all(producers)
+  await sleep(500)
+  server = await start()
+
+  await tracking
+  await client.close({ timeoutMs: 60_000 })
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    [],
+  )
+  const stats = client.stats
+  assert.equal(stats.sent, EVENTS)
+  assert.equal(stats.dropped + stats.rejected + stats.queued, 0)
+  t.diagnostic(`retries by status: ${JSON.stringify(Object.fromEntries(retriedStatuses))}`)
+  t.diagnostic(`client stats: ${JSON.stringify(stats)}`)
+
+  // A clean stop drains the WAL into DuckDB.
+  server.kill('SIGTERM')
+  assert.deepEqual(await server.exited(), { code: 0, signal: null }, `graceful exit; see ${server.logFile}`)
+  server = undefined
+  const stored = await storedEventCounts(join(dataDir, 'spillway.duckdb'))
+  assertExactlyOnce(stored, tracked, new Set([...tracked, ...noise]))
+  assert.ok((retriedStatuses.get('network') ?? 0) > 0, 'the kills were felt as network errors')
+})
