@@ -47,6 +47,7 @@ export const ERRORS = {
   SPW_ERR_DEADLETTER_IO: { status: 503, retryable: true },
   SPW_ERR_DEADLETTER_FULL: { status: 503, retryable: true },
   SPW_ERR_SINK_REJECTED: { status: 500, retryable: false },
+  SPW_ERR_SINK_STORE_LOST: { status: 500, retryable: false },
   SPW_ERR_ADMISSION_QUEUE_FULL: { status: 503, retryable: true },
   SPW_ERR_SERVER_NOT_READY: { status: 503, retryable: true },
   SPW_ERR_SERVER_SHUTTING_DOWN: { status: 503, retryable: true },

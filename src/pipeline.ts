@@ -16,6 +16,7 @@ import { maxRecordBytes } from './config/derived.ts'
 import type { Config } from './config/schema.ts'
 import { deadLetterLimits, deadLetterUsageReader } from './delivery/dead-letter.ts'
 import { DeliveryHost } from './delivery/host.ts'
+import { SweptSinks } from './delivery/store-loss.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { MetricSources } from './telemetry/metrics.ts'
 import { lockDirectory } from './wal/lock.ts'
@@ -68,11 +69,16 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
   const backlogBytes = () => state.slowestBacklogBytes(sinkCount)
   const deliveredPosition = () => state.minCursor(sinkCount)
 
-  // Segments every sink has passed are deleted; checked on a timer, off the request path.
+  // Segments every sink has passed are deleted; checked on a timer, off the request path. The
+  // sinks they went to are recorded first, so a store that loses them is caught at the next start.
+  const swept = new SweptSinks(config.dataDir)
   const sweeper = setInterval(() => {
     const min = deliveredPosition()
     if (min > 0) {
-      wal.deleteDelivered(min).catch((error) => logger.warn({ err: error }, 'WalSegmentDeleteFailed'))
+      swept
+        .note(config.sinks)
+        .then(() => wal.deleteDelivered(min))
+        .catch((error) => logger.warn({ err: error }, 'WalSegmentDeleteFailed'))
     }
   }, 1000)
   sweeper.unref()

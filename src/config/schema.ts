@@ -79,6 +79,13 @@ export const OPTIONS = {
     flag: 'sinks',
     doc: 'Comma list of sinks every event is delivered to; the first store in it answers `GET /metrics`.',
   },
+  acceptStoreLoss: {
+    type: 'bool',
+    default: false,
+    env: ['SPILLWAY_ACCEPT_STORE_LOSS'],
+    flag: 'accept-store-loss',
+    doc: 'Start although a store lost events whose WAL segments were already deleted (its database file was deleted or replaced): log what was lost (`DeliveryStoreLossAccepted`) and deliver what the WAL still holds. Without it such a start is refused, naming the sink, the store and the lost WAL range.',
+  },
   ack: {
     type: 'enum',
     default: 'durable',

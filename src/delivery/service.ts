@@ -19,6 +19,7 @@ import type { BreakerState } from './breaker.ts'
 import { CursorFile } from './cursor-file.ts'
 import { DeadLetterStore, deadLetterLimits } from './dead-letter.ts'
 import { DeliveryLoop, type DeliveryStats } from './loop.ts'
+import { checkStoreLoss } from './store-loss.ts'
 
 export interface DeliveryServiceOptions {
   readonly config: Config
@@ -148,6 +149,8 @@ export class DeliveryService implements QueryBackend {
           await warmDedup(sink, dedup.checks[slot], config, logger)
         }),
       )
+      // Before any loop runs: a loop would commit a new cursor over the evidence.
+      await checkStoreLoss(config, sinks, logger)
       for (const loop of loops) {
         await loop.start().catch((error) => {
           throw sinkError(loop.sink, 'has no readable cursor', error)
