@@ -86,7 +86,8 @@ export class DeliveryHost implements QueryBackend {
     this.#config = options.config
     this.#logger = options.logger.child({ component: 'delivery-host' })
     this.#startTimeoutMs = options.startTimeoutMs ?? 60_000
-    this.#queryTimeoutMs = options.queryTimeoutMs ?? 10_000
+    // Past the query backend's own timeout (queryTimeoutMs), so the thread's busy answer arrives first.
+    this.#queryTimeoutMs = options.queryTimeoutMs ?? (options.config.queryTimeoutMs ?? 10_000) + 2000
     this.#restartDelayMs = options.restartDelayMs ?? 200
     this.#restartDelay = this.#restartDelayMs
     this.#workerData = {

@@ -101,6 +101,20 @@ function decide(allowed: boolean, tokens: number, rate: number, burst: number): 
   }
 }
 
+/** The `RateLimit-*` header fields of a decision (IETF draft names; Limit is the bucket size). */
+export function rateLimitHeaders(burst: number, decision: RateDecision): Record<string, string> {
+  return {
+    'ratelimit-limit': String(burst),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(decision.resetSeconds),
+  }
+}
+
+/** The 429 answer: `who` is `API key "ios"` or `client 203.0.113.7`. */
+export function rateLimitMessage(rate: number, burst: number, who: string, decision: RateDecision): string {
+  return `rate limit of ${rate} requests/s (burst ${burst}) exceeded for ${who}; retry after ${decision.retryAfterSeconds} s`
+}
+
 /** KEYS[1]: the bucket; ARGV: rate, burst, ttl seconds. Answers {allowed, tokens × 1000}. */
 const TAKE = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -7,6 +7,11 @@
  * (a DuckDB connection and its prepared statements are not concurrent); each one is parallel
  * inside DuckDB.
  *
+ * Bounded, so a client sending heavy queries cannot make every later one wait without end: at
+ * most `queueSize` queries wait behind the running one (the next is refused at once), and a query
+ * that has not finished `timeoutMs` after it was asked is answered SPW_ERR_QUERY_BUSY (503) — if
+ * it is running, the connection is interrupted, which stops DuckDB's work and keeps the connection.
+ *
  * Semantics: `from`/`to` are inclusive Unix seconds on the event `timestamp`; counts are exact
  * (`count(*)`, `count(DISTINCT user_id)`); hour/day groups are the UTC start of the bucket as
  * `2024-08-12T15:00:00Z`, ascending; channel groups are ordered by `total_events` descending,
@@ -24,20 +29,34 @@ const MAX_SECONDS = 9_000_000_000_000
 
 const COUNTS = 'count(*) AS total_events, count(DISTINCT user_id) AS unique_users'
 
+export interface DuckDbQueryOptions {
+  /** Longest a query may wait and run before it is answered busy (default 10 s). */
+  readonly timeoutMs?: number
+  /** Queries that may wait behind the running one (default 32). */
+  readonly queueSize?: number
+}
+
 export class DuckDbQueryBackend implements QueryBackend {
   readonly #source: DuckDbConnector
   #connection: Promise<DuckDBConnection> | null = null
   readonly #statements = new Map<string, DuckDBPreparedStatement>()
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
+  readonly #timeoutMs: number
+  readonly #queueSize: number
+  /** Queries asked and not yet finished (the running one included). */
+  #pending = 0
+  #live: DuckDBConnection | undefined
 
   /**
    * `source` hands out connections: the DuckDbSink (the usual case: its instance, a connection
    * closed with the sink), a DuckDbHandle from `openDuckDb`, or a DuckDBInstance. The connection
    * is made on the first query, so the backend may be built before the sink opens.
    */
-  constructor(source: DuckDbConnector) {
+  constructor(source: DuckDbConnector, options: DuckDbQueryOptions = {}) {
     this.#source = source
+    this.#timeoutMs = options.timeoutMs ?? 10_000
+    this.#queueSize = options.queueSize ?? 32
   }
 
   totals(query: MetricsQuery): Promise<Totals> {
@@ -78,24 +97,69 @@ export class DuckDbQueryBackend implements QueryBackend {
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#serial(async () => {
-      if (this.#closed) throw spillwayError('SPW_ERR_QUERY_FAILED', 'the DuckDB query backend is closed')
+    if (this.#pending > this.#queueSize) {
+      return Promise.reject(
+        spillwayError(
+          'SPW_ERR_QUERY_BUSY',
+          `too many queries are waiting (queryQueueSize ${this.#queueSize}); retry`,
+        ),
+      )
+    }
+    this.#pending++
+    const { promise, resolve, reject } = Promise.withResolvers<T>()
+    let state: 'waiting' | 'running' | 'done' = 'waiting'
+    const timer = setTimeout(() => {
+      if (state === 'running') this.#live?.interrupt()
+      state = 'done'
+      reject(
+        spillwayError(
+          'SPW_ERR_QUERY_BUSY',
+          `the query did not finish within queryTimeoutMs (${this.#timeoutMs} ms); retry`,
+        ),
+      )
+    }, this.#timeoutMs)
+    timer.unref()
+    const finish = () => {
+      clearTimeout(timer)
+      this.#pending--
+    }
+    this.#serial(async () => {
+      // Gave up while waiting: its turn is skipped.
+      if (state === 'done') return
+      state = 'running'
       try {
-        const statement = await this.#statement(shape, params.from !== undefined, params.to !== undefined)
-        let index = 1
-        statement.bindVarchar(index++, params.name)
-        if (params.from) statement.bindTimestamp(index++, params.from)
-        if (params.to) statement.bindTimestamp(index++, params.to)
-        const reader = await statement.runAndReadAll()
-        return read(reader.getRows() as unknown[][])
+        const rows = await this.#query(shape, params)
+        if (state === 'running') resolve(read(rows))
       } catch (error) {
-        if (isSpillwayError(error)) throw error
-        // The connection may be gone (sink closed, database invalidated): start afresh next time.
-        await this.#reset()
-        const message = error instanceof Error ? error.message : String(error)
-        throw spillwayError('SPW_ERR_QUERY_FAILED', `DuckDB query failed: ${message}`, { cause: error })
+        if (state === 'running') reject(error)
+      } finally {
+        state = 'done'
       }
-    })
+    }).finally(finish)
+    return promise
+  }
+
+  async #query(
+    shape: Shape,
+    params: { name: string; from?: DuckDBTimestampValue; to?: DuckDBTimestampValue },
+  ): Promise<unknown[][]> {
+    if (this.#closed) throw spillwayError('SPW_ERR_QUERY_FAILED', 'the DuckDB query backend is closed')
+    try {
+      const statement = await this.#statement(shape, params.from !== undefined, params.to !== undefined)
+      let index = 1
+      statement.bindVarchar(index++, params.name)
+      if (params.from) statement.bindTimestamp(index++, params.from)
+      if (params.to) statement.bindTimestamp(index++, params.to)
+      const reader = await statement.runAndReadAll()
+      return reader.getRows() as unknown[][]
+    } catch (error) {
+      if (isSpillwayError(error)) throw error
+      const message = error instanceof Error ? error.message : String(error)
+      // An interrupt (a timeout) leaves the connection usable; anything else may mean it is gone
+      // (sink closed, database invalidated): start afresh next time.
+      if (!/interrupt/i.test(message)) await this.#reset()
+      throw spillwayError('SPW_ERR_QUERY_FAILED', `DuckDB query failed: ${message}`, { cause: error })
+    }
   }
 
   async #statement(shape: Shape, from: boolean, to: boolean): Promise<DuckDBPreparedStatement> {
@@ -110,6 +174,7 @@ export class DuckDbQueryBackend implements QueryBackend {
         this.#connection = null
         throw error
       }
+      this.#live = connection
       statement = await connection.prepare(sqlFor(shape, from, to))
       this.#statements.set(key, statement)
     }
@@ -121,6 +186,7 @@ export class DuckDbQueryBackend implements QueryBackend {
     this.#statements.clear()
     const pending = this.#connection
     this.#connection = null
+    this.#live = undefined
     const connection = await pending?.catch(() => null)
     connection?.closeSync()
   }

@@ -60,10 +60,14 @@ export type ClosableQueryBackend = QueryBackend & { close?(): Promise<void> }
  * `clickhouse,duckdb` queries ClickHouse, and `http` alone answers `GET /metrics` with 503 naming
  * the missing store.
  */
-export function createQueryBackend(sinks: readonly Sink[]): ClosableQueryBackend {
+export function createQueryBackend(
+  sinks: readonly Sink[],
+  bounds: { readonly timeoutMs?: number; readonly queueSize?: number } = {},
+): ClosableQueryBackend {
   for (const sink of sinks) {
-    if (sink instanceof DuckDbSink) return new DuckDbQueryBackend(sink)
-    if (sink instanceof ClickHouseSink) return new ClickHouseQueryBackend(sink)
+    if (sink instanceof DuckDbSink) return new DuckDbQueryBackend(sink, bounds)
+    if (sink instanceof ClickHouseSink)
+      return new ClickHouseQueryBackend(sink, bounds.timeoutMs ? { timeoutMs: bounds.timeoutMs } : {})
     if (sink instanceof MemorySink) return new MemoryQueryBackend(sink)
   }
   return noStore(sinks.map((s) => s.name))
