@@ -38,6 +38,7 @@ export const ERRORS = {
   SPW_ERR_AUTH_INVALID: { status: 401, retryable: false },
   SPW_ERR_QUERY_INVALID: { status: 400, retryable: false },
   SPW_ERR_QUERY_FAILED: { status: 503, retryable: true },
+  SPW_ERR_QUERY_BUSY: { status: 503, retryable: true },
   SPW_ERR_WAL_CLOSED: { status: 503, retryable: true },
   SPW_ERR_WAL_IO: { status: 503, retryable: true },
   SPW_ERR_WAL_CORRUPT: { status: 500, retryable: false },

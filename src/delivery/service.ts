@@ -78,13 +78,14 @@ export class DeliveryService implements QueryBackend {
     deadLetter: DeadLetterStore,
     logger: Logger,
     l2: RedisDedup | undefined,
+    queryBounds: { readonly timeoutMs: number; readonly queueSize: number },
   ) {
     this.#l2 = l2
     this.#sinks = sinks
     this.#loops = loops
     this.#deadLetter = deadLetter
     this.#logger = logger
-    this.#query = createQueryBackend(sinks)
+    this.#query = createQueryBackend(sinks, queryBounds)
   }
 
   /**
@@ -163,7 +164,10 @@ export class DeliveryService implements QueryBackend {
       await dedup.l2?.close()
       throw error
     }
-    return new DeliveryService(sinks, loops, deadLetter, logger, dedup.l2)
+    return new DeliveryService(sinks, loops, deadLetter, logger, dedup.l2, {
+      timeoutMs: config.queryTimeoutMs,
+      queueSize: config.queryQueueSize,
+    })
   }
 
   /** Each sink's published start cursor (after `start`), by name. */
