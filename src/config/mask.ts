@@ -31,7 +31,8 @@ export function maskUrl(value: string): string {
       parsed = scheme ? new URL(value) : undefined
     } catch {}
     // Parsed without credentials: the `@` belongs to the path or the query (`?owner=ops@example.com`).
-    if (!parsed || parsed.username !== '' || parsed.password !== '') userinfo = rest.slice(0, at)
+    const credentials = parsed === undefined || `${parsed.username}${parsed.password}` !== ''
+    if (credentials) userinfo = rest.slice(0, at)
   }
   const address = userinfo === undefined ? rest : rest.slice(at + 1)
   return scheme + (userinfo === undefined ? '' : maskUserinfo(userinfo)) + maskQuery(address)
