@@ -222,14 +222,14 @@ describe('retries', () => {
   })
 
   test('a request not answered within requestTimeoutMs is retried', async (t) => {
-    const { server, client, retries } = await rig(t, { requestTimeoutMs: 100 }, (r, i) =>
-      i === 0 ? { status: 202, body: {}, delayMs: 2000 } : acceptAll(r),
+    const { server, client, retries } = await rig(t, { requestTimeoutMs: 300 }, (r, i) =>
+      i === 0 ? { status: 202, body: {}, delayMs: 5000 } : acceptAll(r),
     )
     await client.track(event(1))
     await client.flush()
-    assert.equal(retries.length, 1)
-    assert.match(retries[0].error, /no answer within 100 ms/)
-    assert.equal(server.requests.length, 2)
+    assert.ok(retries.length >= 1)
+    assert.match(retries[0].error, /no answer within 300 ms/)
+    assert.equal(server.requests.length, retries.length + 1)
     assert.equal(client.stats.sent, 1)
   })
 })
