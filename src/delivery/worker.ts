@@ -3,6 +3,8 @@
  * It logs with its own pino (same level as the server, synchronous so nothing is lost when the
  * thread exits) and ends itself once stopped.
  */
+import { readlinkSync } from 'node:fs'
+import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { pino } from 'pino'
 import { WalSharedState } from '../wal/shared-state.ts'
@@ -28,6 +30,18 @@ const logger = pino(
 )
 
 const post = (message: WorkerMessage) => port.postMessage(message)
+
+// Below the HTTP thread in the kernel's eyes (Linux nice values are per thread, and threads a
+// store starts from here inherit it): in a spike the CPU answers requests first and the WAL holds
+// what delivery has not caught up with yet; with a spare core delivery runs at full speed.
+if (data.config.deliveryNice > 0) {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    if (Number.isSafeInteger(tid)) setPriority(tid, data.config.deliveryNice)
+  } catch (error) {
+    logger.debug({ err: error }, 'DeliveryNiceUnavailable')
+  }
+}
 
 let service: DeliveryService
 try {

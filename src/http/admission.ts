@@ -1,40 +1,40 @@
 /**
- * Admission control (DESIGN G4, G5): the door that keeps memory and disk bounded under overload.
+ * Admission control (docs/ARCHITECTURE.md "Admission"): the door that keeps memory and disk
+ * bounded (G4) and latency low under overload (G5).
  *
- * The rule. A POST to an ingest route is admitted only if, at the moment its headers arrive and
- * before a byte of its body is read:
- *   1. `wal_backlog` — the WAL bytes not yet delivered to the slowest sink (durable head − lowest
- *      cursor) are under `maxWalBacklogBytes`. The backlog is what a slow or dead sink leaves on
- *      disk; past the bound, more intake would only grow the disk without limit.
+ * The rule. A POST to an ingest route is admitted only if, when its headers arrive and before a
+ * byte of its body is read:
+ *   1. `wal_backlog` — the WAL bytes not yet delivered to the slowest sink are under
+ *      `maxWalBacklogBytes` (what a slow or dead sink leaves on disk).
  *   2. `queue` — the events waiting for a WAL group commit are under `queueSize`.
- *   3. `pending_bytes` — the body bytes of admitted requests whose append has not resolved yet,
- *      plus this request's reservation, stay within `maxPendingBytes`. This is the memory the
- *      HTTP thread holds for requests in flight (bodies being read and parsed, events waiting for
- *      the fsync).
+ *   3. `delay` — the process is not standing in a queue of its own work: the event loop's delay
+ *      (how late a 5 ms timer fires) stayed above `admissionTargetDelayMs` for a whole interval
+ *      (CoDel's rule: a good queue empties at least once per interval). While it does, a share of
+ *      requests is refused, raised each interval the delay stays high and lowered as it falls
+ *      (delay.ts), so a CPU-bound server answers the surplus with a cheap 503 instead of letting
+ *      every request wait.
+ *   4. `pending_bytes` — the body bytes in memory (admitted, not yet appended), plus this
+ *      request's declared length, stay within `maxPendingBytes`.
  * The first bound that fails refuses the request: `503 {"error": …}` with `Retry-After`, no body
- * read, no parsing. Checked in this order so the answer names the most lasting cause.
+ * read, no parsing.
  *
- * Reservations. A request reserves its `Content-Length` when it has one and is not compressed.
- * A chunked or gzip'd body cannot be sized up front, so it reserves the route's body limit (the
- * largest inflated body it may become) and, once its body is decoded, the reservation shrinks to
- * the decoded size. Pessimistic, but the bound holds without watching bytes arrive. A reservation
- * is released exactly once, when the request's append resolved or failed (or the request ended
- * earlier: a 4xx, a client that went away). A lone request is always admitted when nothing else
- * is pending, so a bound set below the body limit cannot refuse one request for ever: at worst one
- * body over the bound is in memory.
+ * Reservations. A request holds the bytes it actually sent, reserved as they arrive
+ * (`grow`): a client that declares 16 MB and trickles one byte holds one byte, so slow bodies
+ * cannot starve the others. A chunk that would bring the total over `maxPendingBytes` refuses the
+ * request there (503, connection closed), unless it is the only one in memory; so does a gzip
+ * body whose inflation would. A reservation is released exactly once, when the request's append
+ * resolved or failed (or the request ended earlier).
  *
- * Retry-After. The queue and pending bytes drain within one or two group commits: 1 s. The
- * backlog drains at the slowest sink's pace, measured here from its cursor: the time to deliver
- * a tenth of the bound at that pace (between 2 and 60 s), 30 s while the sink is not moving.
+ * Retry-After. The queue, delay and pending bytes drain within a second: 1 s. The backlog drains
+ * at the slowest sink's pace, measured here from its cursor: the time to deliver a tenth of the
+ * bound at that pace (between 2 and 60 s), 30 s while the sink is not moving.
  *
  * Readiness. `overload()` names a bound that is full now or refused a request in the last second,
  * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere.
  */
 import { Buffer } from 'node:buffer'
 
-export type Bound = 'wal_backlog' | 'queue' | 'pending_bytes'
-
-export const BOUNDS: readonly Bound[] = ['wal_backlog', 'queue', 'pending_bytes']
+export type Bound = 'wal_backlog' | 'queue' | 'delay' | 'pending_bytes'
 
 export interface AdmissionLimits {
   readonly maxPendingBytes: number
@@ -50,6 +50,17 @@ export interface AdmissionSignals {
   walBacklogBytes(): number
   /** The slowest sink's cursor (its delivered position); -1 while unknown. */
   deliveredPosition(): number
+  /** The event loop's queueing delay and the share of requests to refuse for it (delay.ts); none: off. */
+  readonly delay?: DelaySignal
+}
+
+/** What admission reads of the delay controller (delay.ts). */
+export interface DelaySignal {
+  /** Whether this request is one of the share refused now (a cheap random draw). */
+  refuse(): boolean
+  /** The smallest event-loop delay of the last interval, ms. */
+  delayMs(): number
+  readonly targetMs: number
 }
 
 export interface AdmissionRequest {
@@ -97,6 +108,18 @@ export class Reservation {
     return this.#released
   }
 
+  /**
+   * Adds `bytes` that arrived (or that inflation adds); the refusal when they would bring the
+   * bytes in memory over `maxPendingBytes` while other requests hold some (nothing is added then).
+   */
+  grow(bytes: number): Refusal | undefined {
+    if (this.#released) return undefined
+    const refusal = this.#admission.claim(this.#bytes, bytes)
+    if (refusal) return refusal
+    this.#bytes += bytes
+    return undefined
+  }
+
   /** Sets the reservation to the body's real size once it is known (never refuses). */
   resize(bytes: number): void {
     if (this.#released) return
@@ -122,10 +145,11 @@ export class Admission {
   readonly #signals: AdmissionSignals
   readonly #now: () => number
   #pendingBytes = 0
-  readonly #refused: Record<Bound, number> = { wal_backlog: 0, queue: 0, pending_bytes: 0 }
+  readonly #refused: Record<Bound, number> = { wal_backlog: 0, queue: 0, delay: 0, pending_bytes: 0 }
   readonly #lastRefusedAt: Record<Bound, number> = {
     wal_backlog: Number.NEGATIVE_INFINITY,
     queue: Number.NEGATIVE_INFINITY,
+    delay: Number.NEGATIVE_INFINITY,
     pending_bytes: Number.NEGATIVE_INFINITY,
   }
   /** Delivery pace of the slowest sink, bytes/s (exponentially weighted). */
@@ -160,13 +184,26 @@ export class Admission {
     if (queued >= this.#limits.queueSize) {
       return this.#refuse('queue', queued, this.#limits.queueSize, now)
     }
-    const known = !request.encoded && request.contentLength !== undefined
-    const need = known ? request.contentLength! : request.bodyLimit
-    if (this.#pendingBytes > 0 && this.#pendingBytes + need > this.#limits.maxPendingBytes) {
-      return this.#refuse('pending_bytes', this.#pendingBytes + need, this.#limits.maxPendingBytes, now)
+    const delay = this.#signals.delay
+    if (delay?.refuse()) {
+      return this.#refuse('delay', delay.delayMs(), delay.targetMs, now)
     }
-    this.#pendingBytes += need
-    return new Reservation(this, need)
+    // Declared, not reserved: the bytes are reserved as they arrive (Reservation.grow).
+    const declared = request.contentLength ?? 0
+    if (this.#pendingBytes > 0 && this.#pendingBytes + declared > this.#limits.maxPendingBytes) {
+      return this.#refuse('pending_bytes', this.#pendingBytes + declared, this.#limits.maxPendingBytes, now)
+    }
+    return new Reservation(this, 0)
+  }
+
+  /** Reservation.grow's check: `held` bytes of the request, `more` arriving. */
+  claim(held: number, more: number): Refusal | undefined {
+    const total = this.#pendingBytes + more
+    if (this.#pendingBytes - held > 0 && total > this.#limits.maxPendingBytes) {
+      return this.#refuse('pending_bytes', total, this.#limits.maxPendingBytes, this.#now())
+    }
+    this.#pendingBytes = total
+    return undefined
   }
 
   /** A bound that is full now or refused a request within the last second; null when none. */
@@ -174,7 +211,9 @@ export class Admission {
     const now = this.#now()
     for (const state of this.state()) {
       const recent = now - this.#lastRefusedAt[state.bound] < RECENT_REFUSAL_MS
-      if (state.current >= state.limit || recent) {
+      // The delay is a bound only while it refuses: above its target for a moment is normal.
+      const full = state.bound !== 'delay' && state.current >= state.limit
+      if (full || recent) {
         return this.#describe(state.bound, state.current, state.limit, now, false)
       }
     }
@@ -196,6 +235,16 @@ export class Admission {
         current: this.#signals.queuedEvents(),
         refused: this.#refused.queue,
       },
+      ...(this.#signals.delay
+        ? [
+            {
+              bound: 'delay' as const,
+              limit: this.#signals.delay.targetMs,
+              current: this.#signals.delay.delayMs(),
+              refused: this.#refused.delay,
+            },
+          ]
+        : []),
       {
         bound: 'pending_bytes',
         limit: this.#limits.maxPendingBytes,
@@ -224,9 +273,11 @@ export class Admission {
         ? `the WAL backlog not yet delivered to the slowest sink is ${size(value)}, limit ${size(limit)} (maxWalBacklogBytes)`
         : bound === 'queue'
           ? `${value} events wait for a WAL group commit, limit ${limit} (queueSize)`
-          : refusing
-            ? `this request would bring request bodies in memory to ${size(value)}, over the limit of ${size(limit)} (maxPendingBytes)`
-            : `request bodies in memory are ${size(value)}, limit ${size(limit)} (maxPendingBytes)`
+          : bound === 'delay'
+            ? `work waits ${value.toFixed(0)} ms in this process (event-loop delay), target ${limit} ms (admissionTargetDelayMs)`
+            : refusing
+              ? `this request would bring request bodies in memory to ${size(value)}, over the limit of ${size(limit)} (maxPendingBytes)`
+              : `request bodies in memory are ${size(value)}, limit ${size(limit)} (maxPendingBytes)`
     return {
       bound,
       value,

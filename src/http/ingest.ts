@@ -101,6 +101,11 @@ export class Ingestor {
     this.#closed = true
   }
 
+  /** Whether the server is closing (answers then say `Connection: close`). */
+  get closed(): boolean {
+    return this.#closed
+  }
+
   /** Keys L1 holds now (expired ones included until their slot is reused). */
   get l1Size(): number {
     return this.#l1.size

@@ -17,7 +17,7 @@ import { RequestFactory, targetUrl } from './events.ts'
 import { Histogram } from './histogram.ts'
 import { ArrivalSchedule } from './schedule.ts'
 import { evaluate, parseThresholds, type Threshold } from './thresholds.ts'
-import type { LoadPlan, LoadResult, StatusSummary, TimelinePoint } from './types.ts'
+import type { LatencySummaryMs, LoadPlan, LoadResult, StatusSummary, TimelinePoint } from './types.ts'
 
 /** What the live progress line shows, once a second. */
 export interface Progress {
@@ -67,6 +67,9 @@ class Run implements ConnectionEvents {
   /** Requests written and not yet answered, timed out or failed. */
   #inFlight = 0
   readonly #latency = new Histogram()
+  /** Latency of 2xx answers and of 503s apart: an overloaded server's refusals must be fast, its accepts keep low. */
+  readonly #okLatency = new Histogram()
+  readonly #refusedLatency = new Histogram()
   readonly #second = new Histogram({ significantDigits: 2 })
   readonly #lag = new Histogram()
   readonly #connections = new Set<Connection>()
@@ -287,7 +290,9 @@ class Run implements ConnectionEvents {
       this.#latency.record(micros)
       this.#second.record(micros)
       this.#byStatus.set(status, (this.#byStatus.get(status) ?? 0) + 1)
+      if (status === 503) this.#refusedLatency.record(micros)
       if (status >= 200 && status < 300) {
+        this.#okLatency.record(micros)
         this.#ok++
         this.#okEvents += connection.events
         slot.ok++
@@ -520,6 +525,7 @@ class Run implements ConnectionEvents {
         p999: ms(99.9),
         max: h.count > 0 ? h.max / 1000 : 0,
       },
+      latencyMsByOutcome: { ok: summaryMs(this.#okLatency), refused: summaryMs(this.#refusedLatency) },
       percentiles: h.percentileDistribution().map(([p, v]) => [p, v / 1000] as const),
       timeline,
       thresholds: outcomes,
@@ -551,4 +557,18 @@ function redacted(headers: Readonly<Record<string, string>>): Record<string, str
       /^(authorization|x-api-key|cookie|proxy-authorization)$/i.test(name) ? '<redacted>' : value,
     ]),
   )
+}
+
+function summaryMs(h: Histogram): LatencySummaryMs {
+  const at = (p: number) => (h.count > 0 ? h.valueAtPercentile(p) / 1000 : 0)
+  return {
+    min: h.count > 0 ? h.min / 1000 : 0,
+    mean: h.mean / 1000,
+    p50: at(50),
+    p90: at(90),
+    p95: at(95),
+    p99: at(99),
+    p999: at(99.9),
+    max: h.count > 0 ? h.max / 1000 : 0,
+  }
 }

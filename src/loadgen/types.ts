@@ -135,6 +135,8 @@ export interface LoadResult {
    * time spent waiting for a connection counts; from the write in the closed model.
    */
   readonly latencyMs: LatencySummaryMs
+  /** The same for 2xx answers only, and for 503 refusals only. */
+  readonly latencyMsByOutcome?: { readonly ok: LatencySummaryMs; readonly refused: LatencySummaryMs }
   /** Latency by percentile, for the percentile chart: [percentile 0..100, ms]. */
   readonly percentiles: readonly (readonly [number, number])[]
   readonly timeline: readonly TimelinePoint[]

@@ -44,9 +44,16 @@ function admitted(verdict: Reservation | Refusal): Reservation {
   return verdict
 }
 
+/** Admitted, and its whole body arrived (the handler grows the reservation as bytes come in). */
+function received(verdict: Reservation | Refusal, bytes: number): Reservation {
+  const reservation = admitted(verdict)
+  assert.equal(reservation.grow(bytes), undefined, 'the body fits')
+  return reservation
+}
+
 test('pending bytes: a request whose Content-Length would pass the bound is refused at once', () => {
   const { admission } = setup()
-  const first = admitted(admission.admit(sized(600)))
+  const first = received(admission.admit(sized(600)), 600)
   assert.equal(admission.pendingBytes, 600)
   const r = refused(admission.admit(sized(401)))
   assert.equal(r.bound, 'pending_bytes')
@@ -54,7 +61,7 @@ test('pending bytes: a request whose Content-Length would pass the bound is refu
   assert.equal(r.limit, 1000)
   assert.equal(r.retryAfterSeconds, 1)
   assert.match(r.message, /1001 bytes.*limit of 1000 bytes \(maxPendingBytes\)/)
-  admitted(admission.admit(sized(400)))
+  received(admission.admit(sized(400)), 400)
   assert.equal(admission.pendingBytes, 1000)
   first.release()
   assert.equal(admission.pendingBytes, 400)
@@ -62,24 +69,64 @@ test('pending bytes: a request whose Content-Length would pass the bound is refu
 
 test('pending bytes: a lone request is admitted even when it alone exceeds the bound', () => {
   const { admission } = setup()
-  const big = admitted(admission.admit(sized(5000)))
+  const big = received(admission.admit(sized(5000)), 5000)
   assert.equal(refused(admission.admit(sized(1))).bound, 'pending_bytes')
   big.release()
   admitted(admission.admit(sized(1)))
 })
 
-test('a chunked or compressed body reserves its route limit until it is decoded, then its real size', () => {
+test('slow bodies hold only the bytes they sent: sixteen clients declaring 16 MB and sending one byte starve nobody', () => {
+  const { admission } = setup({ maxPendingBytes: 64 * 1024 })
+  // Their headers arrive together, while nothing is in memory: all admitted, each sends a byte.
+  const verdicts = Array.from({ length: 16 }, () => admission.admit(sized(16 * 1024 * 1024)))
+  const slow = verdicts.map((v) => received(v, 1))
+  assert.equal(admission.pendingBytes, 16)
+  for (let i = 0; i < 100; i++) received(admission.admit(sized(300)), 300).release()
+  // Once bytes are in memory, a declared length over what the bound leaves is refused at the door.
+  assert.equal(refused(admission.admit(sized(16 * 1024 * 1024))).bound, 'pending_bytes')
+  for (const r of slow) r.release()
+  assert.equal(admission.pendingBytes, 0)
+})
+
+test('a body whose arriving bytes would pass the bound is refused there, unless it is alone', () => {
   const { admission } = setup({ maxPendingBytes: 10_000 })
   const chunked = admitted(admission.admit({ contentLength: undefined, encoded: false, bodyLimit: 8000 }))
-  assert.equal(chunked.bytes, 8000)
-  const gzip = admitted(admission.admit({ contentLength: 100, encoded: true, bodyLimit: 2000 }))
-  assert.equal(gzip.bytes, 2000)
-  assert.equal(admission.pendingBytes, 10_000)
-  assert.equal(refused(admission.admit(sized(1))).bound, 'pending_bytes')
-  chunked.resize(300)
-  gzip.resize(2500) // inflated past its guess: counted as it is, never refused afterwards
-  assert.equal(admission.pendingBytes, 2800)
-  admitted(admission.admit(sized(1000)))
+  assert.equal(chunked.bytes, 0, 'nothing is reserved before bytes arrive')
+  assert.equal(chunked.grow(6000), undefined)
+  const other = admitted(admission.admit({ contentLength: undefined, encoded: false, bodyLimit: 8000 }))
+  assert.equal(other.grow(3000), undefined)
+  const r = other.grow(2000)
+  assert.equal(r?.bound, 'pending_bytes')
+  assert.equal(r?.value, 11_000)
+  assert.equal(admission.pendingBytes, 9000, 'the refused chunk is not added')
+  other.release()
+  // Alone, a body may pass the bound (at worst one body over it is in memory).
+  assert.equal(chunked.grow(7000), undefined)
+  assert.equal(admission.pendingBytes, 13_000)
+  chunked.resize(300) // its decoded size, never refused
+  assert.equal(admission.pendingBytes, 300)
+  chunked.release()
+})
+
+test('delay: a share of requests is refused while the delay controller says so, named with its delay', () => {
+  let share = 0
+  const signals: AdmissionSignals = {
+    queuedEvents: () => 0,
+    walBacklogBytes: () => 0,
+    deliveredPosition: () => 0,
+    delay: { refuse: () => share > 0, delayMs: () => 37.4, targetMs: 20 },
+  }
+  const admission = new Admission({ maxPendingBytes: 1000, maxWalBacklogBytes: 1000, queueSize: 10 }, signals)
+  admitted(admission.admit(sized(1))).release()
+  share = 0.5
+  const r = refused(admission.admit(sized(1)))
+  assert.deepEqual([r.bound, r.value, r.limit, r.retryAfterSeconds], ['delay', 37.4, 20, 1])
+  assert.match(r.message, /waits 37 ms in this process \(event-loop delay\), target 20 ms/)
+  assert.equal(admission.overload()?.bound, 'delay')
+  assert.deepEqual(
+    admission.state().find((b) => b.bound === 'delay'),
+    { bound: 'delay', limit: 20, current: 37.4, refused: 1 },
+  )
 })
 
 test('a reservation is released exactly once, and a released one cannot grow again', () => {
@@ -88,6 +135,7 @@ test('a reservation is released exactly once, and a released one cannot grow aga
   r.release()
   r.release()
   r.resize(900)
+  assert.equal(r.grow(5), undefined)
   assert.equal(admission.pendingBytes, 0)
   assert.equal(r.bytes, 0)
   assert.equal(r.released, true)
@@ -134,7 +182,7 @@ test('WAL backlog: refused at the bound; Retry-After follows the slowest sink pa
 
 test('bounds are checked in order: backlog, queue, pending bytes', () => {
   const { admission, signals } = setup()
-  admitted(admission.admit(sized(1000)))
+  received(admission.admit(sized(1000)), 1000)
   signals.queued = 100
   signals.backlog = 10_000_000
   assert.equal(refused(admission.admit(sized(10))).bound, 'wal_backlog')
@@ -151,7 +199,7 @@ test('overload() names a full bound, or one that refused within the last second'
   assert.equal(admission.overload()?.bound, 'wal_backlog')
   signals.backlog = 0
   assert.equal(admission.overload(), null)
-  const held = admitted(admission.admit(sized(900)))
+  const held = received(admission.admit(sized(900)), 900)
   refused(admission.admit(sized(200)))
   assert.equal(admission.overload()?.bound, 'pending_bytes')
   advance(999)
@@ -167,7 +215,7 @@ test('state() reports each bound with its limit, current value and refusals', ()
   refused(admission.admit(sized(1)))
   refused(admission.admit(sized(1)))
   signals.queued = 7
-  const held = admitted(admission.admit(sized(42)))
+  const held = received(admission.admit(sized(42)), 42)
   assert.deepEqual(admission.state(), [
     { bound: 'wal_backlog', limit: 10_000_000, current: 0, refused: 0 },
     { bound: 'queue', limit: 100, current: 7, refused: 2 },

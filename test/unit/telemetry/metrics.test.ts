@@ -45,7 +45,7 @@ test('Prometheus counters match what was sent, per reason and per sink, across a
     maxPendingBytes: 64 * 1024,
   })
   assert.match(server.metricsUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
-  // A chunked request reserves the route limit (4 KiB here) until its body is decoded.
+  // A chunked request holds the bytes it sent so far against maxPendingBytes (3000 here, below).
   const hold = request(`${server.url}/events`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
@@ -76,8 +76,8 @@ async function checkCounters(server: Awaited<ReturnType<typeof startTestServer>>
     })
     hold.on('error', reject)
   })
-  const holdBody = JSON.stringify(event(1000))
-  hold.write(holdBody.slice(0, 10))
+  const holdBody = JSON.stringify(event(1000, { metadata: { pad: 'h'.repeat(2900) } }))
+  hold.write(holdBody.slice(0, 3000))
 
   let accepted = 0
   for (let i = 0; i < 30; i++) {
@@ -116,12 +116,12 @@ async function checkCounters(server: Awaited<ReturnType<typeof startTestServer>>
   assert.equal(b.body.accepted, 10)
   accepted += 10
 
-  // 62 KB more would pass the 64 KiB bound while the chunked request holds 4 KiB: refused.
+  // 63 KB more would pass the 64 KiB bound while the chunked request holds 3000 bytes: refused.
   for (let i = 0; i < 2; i++) {
     const refused = await send(`${server.url}/events/batch`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
-      body: JSON.stringify(event(500 + i, { metadata: { pad: 'y'.repeat(62_000) } })),
+      body: JSON.stringify(event(500 + i, { metadata: { pad: 'y'.repeat(63_000) } })),
     })
     assert.equal(refused.status, 503)
     assert.equal(refused.headers['retry-after'], '1')
@@ -140,9 +140,9 @@ async function checkCounters(server: Awaited<ReturnType<typeof startTestServer>>
   assert.equal(ready.status, 503)
   assert.equal(ready.body.details.admission.bound, 'pending_bytes')
   m = await scrape(ops)
-  assert.equal(sampleValue(m, 'admission_current', { bound: 'pending_bytes' }), 4096)
+  assert.equal(sampleValue(m, 'admission_current', { bound: 'pending_bytes' }), 3000)
 
-  hold.end(holdBody.slice(10))
+  hold.end(holdBody.slice(3000))
   assert.equal(await held, 202)
   accepted++
 

@@ -106,22 +106,38 @@ test('appends that arrive while a group is being fsynced form the next group', a
   assert.equal(io.datasyncs, 2)
 })
 
-test('with a group commit delay, an idle writer gathers appends before it writes', async (t) => {
+test('groups start at most once per delay: an idle writer writes at once, the appends that follow share the next group', async (t) => {
   const dir = await tempDir(t)
-  const { wal, io } = await openWal(t, dir, { groupCommitDelayMs: 20 })
-  const first = wal.append(payload(0), { durable: true })
-  await new Promise((resolve) => setTimeout(resolve, 5))
-  const second = wal.append(payload(1), { durable: true })
-  await Promise.all([first, second])
+  const { wal, io } = await openWal(t, dir, { groupCommitDelayMs: 60_000 })
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('the first append waited for the delay')), 5000).unref(),
+  )
+  await Promise.race([wal.append(payload(0), { durable: true }), timeout])
   assert.equal(io.datasyncs, 1)
+  let done = 0
+  const next = Array.from({ length: 5 }, (_, i) =>
+    wal.append(payload(i + 1), { durable: true }).then(() => done++),
+  )
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal(done, 0, 'within the spacing, appends wait')
+  await wal.close() // a close writes what waits at once
+  await Promise.all(next)
+  assert.equal(io.datasyncs, 3, 'one group for the five, and the close')
+  assert.equal(wal.stats.lastGroupRecords, 5)
 })
 
 test('groupCommitBytes pending starts the write without waiting for the delay', async (t) => {
   const dir = await tempDir(t)
-  const { wal } = await openWal(t, dir, { groupCommitDelayMs: 10_000, groupCommitBytes: 4096 })
-  const started = Date.now()
-  await Promise.all(Array.from({ length: 20 }, (_, i) => wal.append(payload(i), { durable: true })))
-  assert.ok(Date.now() - started < 5000)
+  const { wal } = await openWal(t, dir, { groupCommitDelayMs: 60_000, groupCommitBytes: 4096 })
+  await wal.append(payload(0), { durable: true }) // the group that starts the spacing
+  const appends = Array.from({ length: 40 }, (_, i) => wal.append(payload(i), { durable: true }))
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('a full group waited for the delay')), 5000).unref(),
+  )
+  // The first of them is in the group that groupCommitBytes started; the rest wait for the spacing.
+  await Promise.race([appends[0], timeout])
+  await wal.close()
+  await Promise.all(appends)
 })
 
 test('large payloads are written from the caller buffer and stay in order with small ones', async (t) => {
