@@ -11,6 +11,7 @@ import { DeadLetterStore, deadLetterLimits } from './delivery/dead-letter.ts'
 import type { DeliveryHost } from './delivery/host.ts'
 import { Admission } from './http/admission.ts'
 import { buildApp, type Readiness } from './http/app.ts'
+import { DelayController } from './http/delay.ts'
 import { Ingestor } from './http/ingest.ts'
 import type { TokenSource } from './http/rate-limit.ts'
 import { openPipeline, type Pipeline } from './pipeline.ts'
@@ -139,6 +140,11 @@ export interface Api {
 export async function openApi(options: ApiOptions): Promise<Api> {
   const { config, logger, wal } = options
   let ingestor: Ingestor | undefined
+  // Shedding on the event loop's delay (http/delay.ts), one controller per process.
+  const delay =
+    config.admissionTargetDelayMs > 0
+      ? new DelayController({ targetMs: config.admissionTargetDelayMs }).start()
+      : undefined
   const admission = new Admission(
     {
       maxPendingBytes: config.maxPendingBytes,
@@ -149,6 +155,7 @@ export async function openApi(options: ApiOptions): Promise<Api> {
       queuedEvents: () => ingestor?.pendingEvents ?? 0,
       walBacklogBytes: options.walBacklogBytes,
       deliveredPosition: options.deliveredPosition,
+      ...(delay && { delay }),
     },
   )
   const metrics = new ServerMetrics({
@@ -196,6 +203,7 @@ export async function openApi(options: ApiOptions): Promise<Api> {
     close: async () => {
       open = false
       api.close()
+      delay?.stop()
       await app.close()
     },
   }
