@@ -242,12 +242,14 @@ export async function pipelineReadiness(pipeline: Pipeline, config: Config): Pro
 /** A WAL whose writes fail (ENOSPC, EIO…) as /ready shows it; undefined while writes work. */
 async function walWriteFailure(
   wal: WalWriter,
-): Promise<{ ok: false; error: string; failingSince: string } | undefined> {
+): Promise<{ ok: false; error: string; public: true; failingSince: string } | undefined> {
   const failure = await wal.writeFailure()
   if (!failure) return undefined
   return {
     ok: false,
     error: `WAL writes failing: ${failure.reason}`,
+    // The reason is the OS's fixed wording of the errno (no path): clients may read it.
+    public: true,
     failingSince: new Date(failure.at).toISOString(),
   }
 }

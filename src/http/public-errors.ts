@@ -64,7 +64,7 @@ function failing(details: Record<string, unknown> | undefined): string[] {
     if (key === 'sinks') {
       for (const [name, sink] of Object.entries(value))
         if (isRecord(sink) && sink['ok'] === false) out.push(sinkSentence(name, sink))
-    } else if (value['ok'] === false) out.push(`${key} is not ready`)
+    } else if (value['ok'] === false) out.push(isPublic(value) ? value['error'] : `${key} is not ready`)
   }
   return out
 }
@@ -86,9 +86,19 @@ function scrub(value: unknown, path: readonly string[]): unknown {
     for (const [key, item] of Object.entries(value)) out[key] = scrub(item, [...path, key])
     if (path[0] === 'sinks' && path.length === 2 && typeof out['error'] === 'string')
       out['error'] = sinkSentence(path[1], value)
+    if (isPublic(value)) out['error'] = value['error']
     return out
   }
   return undefined
+}
+
+/**
+ * An entry whose producer vouches that its error is fit for anyone (`public: true`): words from a
+ * closed set, no address, path or driver message — e.g. the WAL's "WAL writes failing: no space
+ * left on device (ENOSPC)", which a load balancer's operator must be able to read.
+ */
+function isPublic(value: Record<string, unknown>): value is Record<string, unknown> & { error: string } {
+  return value['public'] === true && typeof value['error'] === 'string'
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
