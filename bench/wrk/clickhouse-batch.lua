@@ -7,6 +7,11 @@ local run = os.getenv("RUN") or "run"
 local batch = tonumber(os.getenv("BATCH") or "1000")
 local now = os.time() - 60
 local channels = {"web", "mobile", "api", "email", "push"}
+-- Seeded from /dev/urandom, so two runs against one server do not repeat ids.
+local urandom = io.open("/dev/urandom", "rb")
+local b1, b2, b3, b4 = urandom:read(4):byte(1, 4)
+urandom:close()
+math.randomseed(((b1 * 256 + b2) * 256 + b3) * 256 + b4)
 setup = function(thread) thread:set("tid", math.random(1, 1e9)) end
 request = function()
   counter = counter + 1

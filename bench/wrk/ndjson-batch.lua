@@ -2,6 +2,11 @@
 local counter = 0
 local batch = tonumber(os.getenv("BATCH") or "1000")
 local now = os.time() - 60
+-- Seeded from /dev/urandom, so two runs against one server do not repeat ids.
+local urandom = io.open("/dev/urandom", "rb")
+local b1, b2, b3, b4 = urandom:read(4):byte(1, 4)
+urandom:close()
+math.randomseed(((b1 * 256 + b2) * 256 + b3) * 256 + b4)
 setup = function(thread) thread:set("tid", math.random(1, 1e9)) end
 request = function()
   counter = counter + 1
