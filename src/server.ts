@@ -39,16 +39,24 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const pipeline = await openPipeline(config, logger)
   const { delivery, wal } = pipeline
-  const api = await openApi({
-    config,
-    logger,
-    wal,
-    walBacklogBytes: pipeline.backlogBytes,
-    deliveredPosition: pipeline.deliveredPosition,
-    sources: pipeline.metricSources,
-    query: delivery,
-    dependencies: () => pipelineReadiness(pipeline, config),
-  })
+  let api: Api
+  try {
+    api = await openApi({
+      config,
+      logger,
+      wal,
+      walBacklogBytes: pipeline.backlogBytes,
+      deliveredPosition: pipeline.deliveredPosition,
+      sources: pipeline.metricSources,
+      query: delivery,
+      dependencies: () => pipelineReadiness(pipeline, config),
+    })
+  } catch (error) {
+    // An option only the API checks (e.g. a bad trustProxy): undo the pipeline, or its delivery
+    // thread and lock would keep the process alive after the error.
+    await pipeline.abort()
+    throw error
+  }
   const { app, metrics, admission } = api
 
   let operations: OperationsServer | undefined
