@@ -375,7 +375,7 @@ export const OPTIONS = {
     min: 100,
     env: ['SPILLWAY_KEEP_ALIVE_TIMEOUT_MS'],
     flag: 'keep-alive-timeout-ms',
-    doc: 'How long an idle keep-alive connection stays open; behind a load balancer, set it above the balancer\'s own idle timeout.',
+    doc: "How long an idle keep-alive connection stays open; behind a load balancer, set it above the balancer's own idle timeout.",
   },
   headersTimeoutMs: {
     type: 'int',
