@@ -55,12 +55,15 @@ describe('POST /events', () => {
     assert.notEqual(c.body.event_id, a.body.event_id)
   })
 
-  test('a repeated event_id is answered 202 with duplicate: true', async () => {
+  test('a repeated event_id is answered 202 with duplicate: true; reused for other content, 409', async () => {
     const first = await postJson(`${url}/events`, valid({ event_id: 'dup-1' }))
     assert.deepEqual(first.body, { status: 'accepted', event_id: 'dup-1' })
-    const again = await postJson(`${url}/events`, valid({ event_id: 'dup-1', user_id: 'someone else' }))
+    const again = await postJson(`${url}/events`, valid({ event_id: 'dup-1' }))
     assert.equal(again.status, 202)
     assert.deepEqual(again.body, { status: 'accepted', event_id: 'dup-1', duplicate: true })
+    const other = await postJson(`${url}/events`, valid({ event_id: 'dup-1', user_id: 'someone else' }))
+    assert.equal(other.status, 409)
+    assert.match(other.body.error, /event_id "dup-1" was already used for a different event/)
   })
 
   test('the Idempotency-Key header is the key when the body has no event_id', async () => {

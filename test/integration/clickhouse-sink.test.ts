@@ -63,7 +63,7 @@ const batchOf = (events: NormalizedEvent[], from = 0, to = 1): SinkBatch => ({
   to,
 })
 
-test('open creates the database and a ReplacingMergeTree table partitioned by day, keyed on event_id', async (t) => {
+test('open creates the database and a ReplacingMergeTree table partitioned by day, keyed on event_name, event_id and tenant', async (t) => {
   const { sink, database } = await openSink(t)
   const features = await sink.server()
   if (clickhouse.owned) assert.equal(features.version, '18.16.1', 'the Debian server of this machine')
@@ -76,7 +76,7 @@ test('open creates the database and a ReplacingMergeTree table partitioned by da
     .split('\t')
   assert.equal(engine, 'ReplacingMergeTree')
   assert.equal(partitionKey, 'toDate(timestamp)')
-  assert.equal(sortingKey, 'event_name, event_id')
+  assert.equal(sortingKey, 'event_name, event_id, tenant')
   // Opening again (a restart) finds the table and keeps its rows.
   assert.equal((await sink.write(batchOf([event('keep')]))).kind, 'delivered')
   const again = new ClickHouseSink({ url: clickhouse.url, database })
