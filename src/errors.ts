@@ -38,6 +38,8 @@ export const ERRORS = {
   SPW_ERR_AUTH_INVALID: { status: 401, retryable: false },
   SPW_ERR_QUERY_INVALID: { status: 400, retryable: false },
   SPW_ERR_QUERY_FAILED: { status: 503, retryable: true },
+  /** The configuration names no store that can answer queries (said as it is: nothing internal). */
+  SPW_ERR_QUERY_NO_STORE: { status: 503, retryable: true },
   SPW_ERR_QUERY_BUSY: { status: 503, retryable: true },
   SPW_ERR_WAL_CLOSED: { status: 503, retryable: true },
   SPW_ERR_WAL_IO: { status: 503, retryable: true },

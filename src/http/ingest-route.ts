@@ -443,7 +443,7 @@ function queryOf(url: string | undefined): URLSearchParams | undefined {
 
 /** `?wait=`: the durable answer (default) or the fast one for this request. */
 function wantsDurable(query: URLSearchParams | undefined, durableByDefault: boolean): boolean {
-  const wait = query?.get('wait') ?? null
+  const wait = single(query, 'wait')
   if (wait === null || wait === 'true' || wait === '1') return durableByDefault
   if (wait === 'false' || wait === '0') return false
   throw spillwayError('SPW_ERR_INTAKE_INVALID', `wait must be true or false, got "${wait.slice(0, 40)}"`)
@@ -451,7 +451,7 @@ function wantsDurable(query: URLSearchParams | undefined, durableByDefault: bool
 
 /** `?dead_letter=false`: invalid events answered, not kept (a client that keeps them, e.g. dlq replay). */
 function keepsRejected(query: URLSearchParams | undefined): boolean {
-  const keep = query?.get('dead_letter') ?? null
+  const keep = single(query, 'dead_letter')
   if (keep === null || keep === 'true' || keep === '1') return true
   if (keep === 'false' || keep === '0') return false
   throw spillwayError(
@@ -461,6 +461,15 @@ function keepsRejected(query: URLSearchParams | undefined): boolean {
 }
 
 /** `tenant`: the API key's label, which scopes the dedup keys (intake/event-id.ts); none without keys. */
+/** A query parameter given at most once (`?wait=false&wait=true` is a 400, not the first one's word). */
+function single(query: URLSearchParams | undefined, name: string): string | null {
+  if (query === undefined) return null
+  const values = query.getAll(name)
+  if (values.length > 1)
+    throw spillwayError('SPW_ERR_INTAKE_INVALID', `${name} must be given once, got ${values.length} values`)
+  return values[0] ?? null
+}
+
 function contextOf(request: IncomingMessage, tenant: string | undefined): IntakeContext {
   const key = request.headers['idempotency-key']
   if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 128)) {

@@ -76,7 +76,7 @@ export function createQueryBackend(
 function noStore(names: readonly string[]): QueryBackend {
   const fail = async (): Promise<never> => {
     throw spillwayError(
-      'SPW_ERR_QUERY_FAILED',
+      'SPW_ERR_QUERY_NO_STORE',
       `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb`,
     )
   }

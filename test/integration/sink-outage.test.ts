@@ -77,7 +77,8 @@ test('an http sink outage grows its backlog, opens its breaker and counts retrie
   const phase1 = down.details.sinks.http
   assert.equal(phase1.ok, false)
   assert.ok(['open', 'half-open'].includes(phase1.breaker), phase1.breaker)
-  assert.match(phase1.lastError, /HTTP 500 Internal Server Error: \{"error":"receiver down"\}/)
+  // The receiver's own answer stays in the log and in metrics; /ready says it generically (issue 15, item 15).
+  assert.equal(phase1.lastError, 'see the server log')
   assert.ok(phase1.backlogBytes > 0, 'the http sink is behind')
   assert.deepEqual(down.details.sinks.duckdb, { ok: true }, 'DuckDB is not held up by the dead sink')
   assert.equal(receiver.stored.size, 0)
@@ -102,13 +103,12 @@ test('an http sink outage grows its backlog, opens its breaker and counts retrie
   const dropped = await eventually(async () => {
     const ready = await send(`${url}/ready`)
     const http = ready.body.details?.sinks?.http
-    return receiver.posts.length > postsBefore && /no answer from/.test(http?.lastError ?? '')
-      ? http
-      : undefined
+    // Why it failed ("no answer from …") is in the log, not in /ready (issue 15, item 15).
+    return receiver.posts.length > postsBefore && http?.retries > phase1.retries ? http : undefined
   }, 'a retry after a dropped connection')
   await stop()
   assert.ok(dropped.retries > phase1.retries, 'dropped connections count as retries')
-  assert.match(dropped.lastError, /ECONNRESET|socket hang up/)
+  assert.equal(dropped.lastError, 'see the server log')
   const metrics2 = await scrape(metricsUrl)
   assert.ok(metrics2.value('sink_backlog_bytes', { sink: 'http' }) > backlog1, 'the backlog grew')
   assert.ok(
