@@ -37,6 +37,7 @@
  * or blanked by a purge, never moved, so the identity of a line never changes; `spillway dlq
  * replay` records what it did to a line under that name in `replayed/` (see dlq-replay.ts).
  */
+
 import { randomBytes } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
@@ -45,6 +46,7 @@ import { join } from 'node:path'
 import { threadId } from 'node:worker_threads'
 import type { Config } from '../config/schema.ts'
 import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
+import { formatBytes } from '../format.ts'
 import { syncDir } from './cursor-file.ts'
 
 export interface DeadLetterEntry {
@@ -201,7 +203,7 @@ export class DeadLetterStore {
     const overEntries = usage.entries + entries > limits.maxEntries
     if (!overBytes && !overEntries) return
     const bound = overBytes
-      ? `${size(usage.bytes)} + ${size(bytes)} would pass maxDeadLetterBytes (${size(limits.maxBytes)})`
+      ? `${formatBytes(usage.bytes)} + ${formatBytes(bytes)} would pass maxDeadLetterBytes (${formatBytes(limits.maxBytes)})`
       : `${usage.entries} + ${entries} entries would pass maxDeadLetterEntries (${limits.maxEntries})`
     throw fullError(
       `the dead-letter store is full: keeping ${entries} rejected event${entries === 1 ? '' : 's'} there ` +
@@ -608,18 +610,6 @@ function fullError(message: string): SpillwayError {
   return Object.assign(spillwayError('SPW_ERR_DEADLETTER_FULL', message), {
     retryAfterSeconds: FULL_RETRY_AFTER_SECONDS,
   })
-}
-
-function size(bytes: number): string {
-  if (bytes < 10 * 1024) return `${bytes} bytes`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(1)} ${units[unit]}`
 }
 
 /** Containers deeper than this are cut when an event cannot be serialised whole. */

@@ -33,6 +33,7 @@
  * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere.
  */
 import { Buffer } from 'node:buffer'
+import { formatBytes } from '../format.ts'
 
 export type Bound = 'wal_backlog' | 'queue' | 'delay' | 'pending_bytes'
 
@@ -313,15 +314,7 @@ export function isRefusal(verdict: Reservation | Refusal): verdict is Refusal {
 }
 
 function size(bytes: number): string {
-  if (bytes < 10 * 1024) return `${bytes} bytes`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(1)} ${units[unit]} (${bytes} bytes)`
+  return bytes < 10 * 1024 ? formatBytes(bytes) : `${formatBytes(bytes)} (${bytes} bytes)`
 }
 
 /** Content-Length as a number, undefined when absent or not a plain non-negative integer. */
