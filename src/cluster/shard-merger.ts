@@ -4,8 +4,9 @@
  * A worker answers 202 once its events are fdatasync'd in its own shard: G1 (docs/ARCHITECTURE.md
  * "Guarantees") holds per shard. The
  * primary's merger then reads the shard — never past the durable head the worker reported — and
- * appends its records to the node's WAL, packed into records of up to MERGE_RECORD_BYTES (a
- * shard record is one request; many small ones in one record make delivery cheaper). A round
+ * appends each of its records to the node's WAL as a record of its own (a shard record is one
+ * request): one damaged byte in the node's WAL then costs one request, as in a shard, not a pack
+ * of a thousand (the node WAL's group commit still writes a round's records in one write). A round
  * that found little waits MERGE_LINGER_MS before the next, so the node's WAL is fsync'd tens of
  * times a second, not once per worker commit: on one disk the fsyncs of the shards and of the
  * node's WAL queue behind each other, and every one the merger saves is one the workers' 202s do
@@ -29,8 +30,6 @@ import type { WalSharedState } from '../wal/shared-state.ts'
 import type { WalRecord } from '../wal/types.ts'
 import type { WalWriter } from '../wal/writer.ts'
 
-/** Largest record the merger makes by packing shard records (a larger shard record goes alone). */
-export const MERGE_RECORD_BYTES = 256 * 1024
 /** Bytes read from a shard per round (one cursor save per round). */
 const READ_BYTES = 4 << 20
 const IDLE_WAIT_MS = 1000
@@ -145,38 +144,18 @@ export class ShardMerger {
   }
 
   /**
-   * Appends `records` to the node's WAL in packs, and moves the cursor past every pack that is
-   * durable there, in order, even when a later one fails: a node WAL that refuses (a full disk)
-   * must not get the same records again on every retry, or the merger would fill the disk itself.
+   * Appends `records` to the node's WAL, one node record each, and moves the cursor past every
+   * record that is durable there, in order, even when a later one fails: a node WAL that refuses (a
+   * full disk) must not get the same records again on every retry, or the merger would fill the
+   * disk itself.
    */
   async #append(records: readonly WalRecord[]): Promise<void> {
-    const { target, maxRecordBytes } = this.#options
-    const limit = Math.min(MERGE_RECORD_BYTES, maxRecordBytes)
-    const appends: Promise<number>[] = []
-    /** The shard position just past each pack. */
-    const ends: number[] = []
-    let pack: Buffer[] = []
-    let bytes = 0
-    let end = this.#cursor
-    const flush = () => {
-      if (pack.length === 0) return
-      appends.push(target.append(pack.length === 1 ? pack[0] : Buffer.concat(pack, bytes)))
-      ends.push(end)
-      pack = []
-      bytes = 0
-    }
-    for (const record of records) {
-      if (bytes > 0 && bytes + record.payload.length > limit) flush()
-      pack.push(record.payload)
-      bytes += record.payload.length
-      end = record.end
-    }
-    flush()
-    const results = await Promise.allSettled(appends)
+    const { target } = this.#options
+    const results = await Promise.allSettled(records.map((record) => target.append(record.payload)))
     for (let i = 0; i < results.length; i++) {
       const result = results[i]
       if (result.status === 'rejected') throw result.reason
-      this.#advance(ends[i])
+      this.#advance(records[i].end)
     }
     this.#mergedRecords += records.length
   }
