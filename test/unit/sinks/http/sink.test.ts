@@ -163,7 +163,7 @@ test('GET /metrics needs a store: http is skipped, and http alone answers with a
   assert.equal(createQueryBackend([duckdb, http]).constructor.name, 'DuckDbQueryBackend')
   const none = createQueryBackend([http])
   await assert.rejects(none.totals({ event_name: 'x' }), (error: Error) => {
-    assert.ok(isSpillwayError(error, 'SPW_ERR_QUERY_FAILED'))
+    assert.ok(isSpillwayError(error, 'SPW_ERR_QUERY_NO_STORE'))
     assert.equal((error as { statusCode?: number }).statusCode, 503)
     assert.match(
       error.message,
