@@ -15,7 +15,17 @@ export async function startTestServer(
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-test-'))
   const config = loadConfig({
     env: {},
-    overrides: { httpPort: 0, metricsPort: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', ...overrides },
+    overrides: {
+      httpPort: 0,
+      metricsPort: 0,
+      host: '127.0.0.1',
+      dataDir,
+      logLevel: 'silent',
+      // The test's own client runs on the server's event loop here, so the loop's delay measures the
+      // test as much as the server: no shedding on it unless a test asks (server-process tests keep it).
+      admissionTargetDelayMs: 0,
+      ...overrides,
+    },
   })
   const server = await startServer(config, createLogger(config.logLevel))
   t.after(async () => {
