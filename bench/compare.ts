@@ -57,7 +57,7 @@ interface Spillway extends ServerProcess {
 
 async function startSpillway(env: Record<string, string> = {}): Promise<Spillway> {
   const dataDir = await mkdtemp(join(process.env['BENCH_TMP'] ?? tmpdir(), 'spillway-compare-'))
-  const server = await startServerProcess(dataDir, { LOG_LEVEL: 'warn', ...env })
+  const server = await startServerProcess(dataDir, env)
   return Object.assign(server, { dataDir })
 }
 

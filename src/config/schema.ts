@@ -180,7 +180,7 @@ export const OPTIONS = {
   },
   walGroupCommitDelayMs: {
     type: 'int',
-    default: 1,
+    default: 0,
     min: 0,
     max: 100,
     env: ['SPILLWAY_WAL_GROUP_COMMIT_DELAY_MS'],
