@@ -228,8 +228,8 @@ if (GOALS.has('3')) {
     'overload: p99 of 503s (with Retry-After)',
     '—',
     `${ms(refused?.p99 ?? 0)} (${fmt(s.requests.byStatus['503'] ?? 0)} refused)`,
-    '≤ 5 ms',
-    (refused?.p99 ?? Infinity) <= 5,
+    '≤ 5 ms, and the surplus refused',
+    (s.requests.byStatus['503'] ?? 0) > 0 && (refused?.p99 ?? Infinity) <= 5,
   )
   const recovered = s.timeline.filter((p) => p.second > spikeSeconds + 1)
   const recoveredOk = recovered.every((p) => p.errors === 0 && (p.p99Ms ?? 0) <= 100)

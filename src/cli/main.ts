@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import type { Channel } from '../cluster/ipc.ts'
 import { CONFIG_ENV, EXIT_SHARD_BUSY, SHARD_ENV, startCluster } from '../cluster/primary.ts'
 import { existingShards, shardDir, startWorker } from '../cluster/worker.ts'
-import { maxRecordBytes } from '../config/derived.ts'
+import { maxRecordBytes, workersOf } from '../config/derived.ts'
 import { loadConfig } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import { OPTIONS } from '../config/schema.ts'
@@ -96,7 +96,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = loadConfig({ flags: without(withoutJson(flags), own) })
   switch (command) {
     case 'serve': {
-      const workers = config.workers || availableParallelism()
+      const workers = workersOf(config, availableParallelism())
       return runUntilSignal(config, 'Server', (logger) =>
         workers === 1 ? startServer(config, logger) : startCluster(config, logger, workers),
       )

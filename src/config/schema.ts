@@ -159,7 +159,7 @@ export const OPTIONS = {
     max: 64,
     env: ['SPILLWAY_WORKERS'],
     flag: 'workers',
-    doc: '`serve`: HTTP worker processes (node:cluster), each appending to its own WAL shard under `<dataDir>/shards/`; 0 = one per core; 1 = no cluster, one process.',
+    doc: '`serve`: HTTP worker processes (node:cluster), each appending to its own WAL shard under `<dataDir>/shards/`; 0 = one per core, or one process on 2 cores or fewer (measured faster there); 1 = no cluster, one process.',
   },
   walSegmentBytes: {
     type: 'int',
