@@ -4,7 +4,6 @@
  * backend. Every answer is JSON, every error is `{"error": "<one sentence>"}` with the status of
  * its SpillwayError.
  */
-import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import swagger from '@fastify/swagger'
@@ -24,7 +23,7 @@ import { ApiKeys, presentedKey } from './auth.ts'
 import { registerBodyParsers } from './body.ts'
 import { parseTrustProxy } from './client-ip.ts'
 import type { Ingestor } from './ingest.ts'
-import { errorAnswer, IngestHandler, type IngestRoute, ingestRouteOf } from './ingest-route.ts'
+import { errorAnswer, IngestHandler, type IngestRoute, ingestRouteOf, requestIdOf } from './ingest-route.ts'
 import { parseMetricsQuery } from './metrics-query.ts'
 import { openapiDocument } from './openapi.ts'
 import { publicMessage, publicReadiness, readinessLogger } from './public-errors.ts'
@@ -59,7 +58,6 @@ export interface AppDeps {
 }
 
 const RETRY_AFTER_SECONDS = '1'
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 /** The answer to a connection over `maxConnections`, written before it is closed. */
 const CONNECTIONS_FULL = (() => {
   const body = '{"error":"server has too many open connections (maxConnections); retry after 1 s"}'
@@ -132,10 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       apiServer(config, handler as (req: IncomingMessage, res: ServerResponse) => void, () => fast),
     // A client's (or a proxy's) X-Request-Id is kept when it is sane, so one id follows a request
     // through every hop's logs; otherwise a new one. Either way it is echoed in the answer.
-    genReqId: (request) => {
-      const given = request.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     // While closing, fastify's own 503 has no Retry-After; with this off, requests still get
     // `Connection: close`, and the ingest routes refuse in `admit` (ingestor closed) with a 503
     // that has one.

@@ -51,16 +51,29 @@ export function registerBodyParsers(app: FastifyInstance): void {
 
 async function decodeBody(request: FastifyRequest, body: Buffer, ndjson: boolean): Promise<RawBody> {
   const limit = request.routeOptions.bodyLimit ?? body.length
-  const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
-  if (encoding === 'identity' || encoding === '') return { bytes: body, ndjson }
+  return { bytes: await inflate(body, request.headers['content-encoding'], limit), ndjson }
+}
+
+/**
+ * The body as sent, or inflated when gzip'd, bounded by `limit` AFTER inflation (a gzip bomb is
+ * cut off by zlib's maxOutputLength and answered 413); any other encoding is a 415.
+ */
+export async function inflate(
+  body: Buffer,
+  contentEncoding: string | undefined,
+  limit: number,
+): Promise<Buffer> {
+  if (contentEncoding === undefined) return body
+  const encoding = contentEncoding.trim().toLowerCase()
+  if (encoding === 'identity' || encoding === '') return body
   if (encoding !== 'gzip' && encoding !== 'x-gzip') {
     throw spillwayError(
       'SPW_ERR_INTAKE_UNSUPPORTED_ENCODING',
-      `Content-Encoding "${encoding}" is not supported; send gzip or identity`,
+      `Content-Encoding "${encoding.slice(0, 100)}" is not supported; send gzip or identity`,
     )
   }
   try {
-    return { bytes: await gunzipAsync(body, { maxOutputLength: limit }), ndjson }
+    return await gunzipAsync(body, { maxOutputLength: limit })
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {

@@ -15,8 +15,6 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { promisify } from 'node:util'
-import { gunzip } from 'node:zlib'
 import type { Config } from '../config/schema.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { IntakeContext } from '../intake/types.ts'
@@ -24,11 +22,9 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { ServerMetrics } from '../telemetry/metrics.ts'
 import { type Admission, contentLengthOf, isRefusal, type Refusal, type Reservation } from './admission.ts'
 import { type ApiKeys, presentedKey } from './auth.ts'
-import { JSON_TYPES, NDJSON_TYPES, parseJsonBody } from './body.ts'
+import { inflate, JSON_TYPES, NDJSON_TYPES, parseJsonBody } from './body.ts'
 import type { Ingestor } from './ingest.ts'
 import type { RateDecision, TokenSource } from './rate-limit.ts'
-
-const gunzipAsync = promisify(gunzip)
 
 export type IngestRoute = '/events' | '/events/batch' | '/events/bulk'
 
@@ -37,6 +33,11 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 const DISCARD_BODY_BYTES = 64 * 1024
 const JSON_SET = new Set(JSON_TYPES)
 const NDJSON_SET = new Set(NDJSON_TYPES)
+
+/** A client's (or a proxy's) X-Request-Id when it is sane, so one id follows a request through every hop's logs; else a new one. */
+export function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
 
 /** The ingest route a request is for, or undefined; cheap (runs for every request of the port). */
 export function ingestRouteOf(method: string | undefined, url: string | undefined): IngestRoute | undefined {
@@ -81,8 +82,7 @@ class Exchange {
     this.response = response
     this.route = route
     this.bodyLimit = bodyLimit
-    const given = request.headers['x-request-id']
-    this.id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    this.id = requestIdOf(request.headers['x-request-id'])
   }
 }
 
@@ -268,18 +268,18 @@ export class IngestHandler {
   async #ingest(ex: Exchange, body: Buffer, ndjson: boolean): Promise<void> {
     const { ingestor, config } = this.#deps
     try {
-      const bytes = await this.#decode(ex, body)
+      const bytes = await inflate(body, ex.request.headers['content-encoding'], ex.bodyLimit)
       ex.reservation?.resize(bytes.length)
       const query = queryOf(ex.request.url)
       const durable = wantsDurable(query, config.ack === 'durable')
       const ctx = contextOf(ex.request, ex.key)
+      if (bytes.length === 0 && ex.request.headers['content-type'] === undefined) {
+        throw spillwayError(
+          'SPW_ERR_INTAKE_BAD_JSON',
+          'body is empty; send JSON with Content-Type: application/json',
+        )
+      }
       if (ex.route === '/events') {
-        if (bytes.length === 0 && ex.request.headers['content-type'] === undefined) {
-          throw spillwayError(
-            'SPW_ERR_INTAKE_BAD_JSON',
-            'body is empty; send JSON with Content-Type: application/json',
-          )
-        }
         const input = parseJsonBody({ bytes, ndjson }, config.maxDepth)
         const outcome = await ingestor.acceptEvent(input, ctx, durable)
         ex.reservation?.release()
@@ -291,12 +291,6 @@ export class IngestHandler {
             : { status: 'accepted', event_id: outcome.event_id },
         )
         return
-      }
-      if (bytes.length === 0 && ex.request.headers['content-type'] === undefined) {
-        throw spillwayError(
-          'SPW_ERR_INTAKE_BAD_JSON',
-          'body is empty; send JSON with Content-Type: application/json',
-        )
       }
       const outcome = await ingestor.acceptBatch(bytes, ndjson, ctx, durable, keepsRejected(query))
       ex.reservation?.release()
@@ -310,42 +304,12 @@ export class IngestHandler {
     }
   }
 
-  /** The body inflated when gzip'd, bounded by the route's limit after inflation (gzip bombs). */
-  async #decode(ex: Exchange, body: Buffer): Promise<Buffer> {
-    const header = ex.request.headers['content-encoding']
-    if (header === undefined) return body
-    const encoding = header.trim().toLowerCase()
-    if (encoding === 'identity' || encoding === '') return body
-    if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-      throw spillwayError(
-        'SPW_ERR_INTAKE_UNSUPPORTED_ENCODING',
-        `Content-Encoding "${encoding.slice(0, 100)}" is not supported; send gzip or identity`,
-      )
-    }
-    try {
-      return await gunzipAsync(body, { maxOutputLength: ex.bodyLimit })
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if (code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {
-        throw spillwayError(
-          'SPW_ERR_INTAKE_TOO_LARGE',
-          `body is larger than ${ex.bodyLimit} bytes after gzip inflation`,
-        )
-      }
-      throw spillwayError(
-        'SPW_ERR_INTAKE_BAD_ENCODING',
-        `body is not valid gzip: ${(error as Error).message}`,
-      )
-    }
-  }
-
   #refused(ex: Exchange, refusal: Refusal, contentLength: number | undefined): void {
     const { metrics } = this.#deps
     metrics.received(1)
     metrics.rejected('overloaded', 1)
     const headers: Record<string, string> = { 'retry-after': String(refusal.retryAfterSeconds) }
-    if (ex.unread && (contentLength === undefined || contentLength > DISCARD_BODY_BYTES))
-      headers['connection'] = 'close'
+    if (leavesLargeBodyUnread(ex, contentLength)) headers['connection'] = 'close'
     this.#answer(
       ex,
       503,
@@ -394,8 +358,7 @@ export class IngestHandler {
       logger.error({ err: error, reqId: ex.id, url: ex.request.url }, 'request failed')
     }
     const headers = answer.headers
-    const contentLength = contentLengthOf(ex.request.headers['content-length'])
-    if (ex.unread && (contentLength === undefined || contentLength > DISCARD_BODY_BYTES))
+    if (leavesLargeBodyUnread(ex, contentLengthOf(ex.request.headers['content-length'])))
       headers['connection'] = 'close'
     this.#answer(ex, answer.status, { error: answer.message }, headers)
   }
@@ -434,6 +397,11 @@ export class IngestHandler {
     metrics.request(ex.route, 'POST', status, performance.now() - ex.started, true)
     if (ex.key !== undefined) metrics.keyedRequest(ex.key, ex.route, status)
   }
+}
+
+/** An answer before a body over DISCARD_BODY_BYTES (or of unknown length) was read closes the connection instead of draining it. */
+function leavesLargeBodyUnread(ex: Exchange, contentLength: number | undefined): boolean {
+  return ex.unread && (contentLength === undefined || contentLength > DISCARD_BODY_BYTES)
 }
 
 function queryOf(url: string | undefined): URLSearchParams | undefined {
