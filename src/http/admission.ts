@@ -32,7 +32,6 @@
  * Readiness. `overload()` names a bound that is full now or refused a request in the last second,
  * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere.
  */
-import { Buffer } from 'node:buffer'
 import { formatBytes } from '../format.ts'
 
 export type Bound = 'wal_backlog' | 'queue' | 'delay' | 'pending_bytes'
@@ -65,12 +64,8 @@ export interface DelaySignal {
 }
 
 export interface AdmissionRequest {
-  /** The Content-Length header, when the request has one. */
+  /** The Content-Length header, when the request has one (checked, not reserved: see grow). */
   readonly contentLength: number | undefined
-  /** true when the body is compressed (its decoded size is not known from its length). */
-  readonly encoded: boolean
-  /** The route's body limit: the most bytes the decoded body may have. */
-  readonly bodyLimit: number
 }
 
 export interface Refusal {
@@ -324,10 +319,4 @@ export function contentLengthOf(header: string | undefined): number | undefined 
   return Number.isSafeInteger(n) && n >= 0 && header.charCodeAt(0) >= 48 && header.charCodeAt(0) <= 57
     ? n
     : undefined
-}
-
-/** Body bytes a decoded request actually holds (the reservation's final size). */
-export function decodedSize(body: unknown): number | undefined {
-  const bytes = (body as { bytes?: unknown } | null | undefined)?.bytes
-  return Buffer.isBuffer(bytes) ? bytes.length : undefined
 }

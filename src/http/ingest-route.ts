@@ -181,9 +181,7 @@ export class IngestHandler {
     try {
       const { request } = ex
       const contentLength = contentLengthOf(request.headers['content-length'])
-      const encoding = request.headers['content-encoding']
-      const encoded = encoding !== undefined && !/^\s*(identity)?\s*$/i.test(encoding)
-      const verdict = this.#deps.admission.admit({ contentLength, encoded, bodyLimit: ex.bodyLimit })
+      const verdict = this.#deps.admission.admit({ contentLength })
       if (isRefusal(verdict)) {
         this.#refused(ex, verdict, contentLength)
         return
@@ -269,7 +267,13 @@ export class IngestHandler {
     const { ingestor, config } = this.#deps
     try {
       const bytes = await inflate(body, ex.request.headers['content-encoding'], ex.bodyLimit)
-      ex.reservation?.resize(bytes.length)
+      // What inflation added is reserved like arriving bytes: refused (503) past maxPendingBytes
+      // while other requests hold bytes, as admission.ts says.
+      const refusal = bytes === body ? undefined : ex.reservation?.grow(bytes.length - body.length)
+      if (refusal) {
+        this.#refused(ex, refusal, undefined)
+        return
+      }
       const query = queryOf(ex.request.url)
       const durable = wantsDurable(query, config.ack === 'durable')
       const ctx = contextOf(ex.request, ex.key)

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
+import { gzipSync } from 'node:zlib'
 import { destroyAgent, postJson } from '../helpers/http.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 
@@ -134,4 +135,29 @@ test('Expect: 100-continue on an acceptable body gets 100 Continue, then 202', a
   s.socket.write(body)
   await until('the final answer', () => /HTTP\/1\.1 202 /.test(s.text()))
   s.socket.destroy()
+})
+
+test('a gzip body whose inflation would pass maxPendingBytes while others hold bytes is refused with 503', async (t) => {
+  t.after(() => destroyAgent())
+  const server = await startTestServer(t, { maxPendingBytes: 64 * 1024 })
+  const port = Number(new URL(server.url).port)
+  // Another request holds 40 KB in memory (sent, not finished).
+  const slow = rawSocket(port)
+  await slow.connected
+  slow.socket.write(
+    `POST /events/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: ${1024 * 1024}\r\n\r\n${' '.repeat(40 * 1024)}`,
+  )
+  await until('the slow body is held', () => server.admission.pendingBytes >= 40 * 1024)
+  // 100 KB of events that gzip to a few KB: small on the wire, over the bound once inflated.
+  const lines = Array.from({ length: 400 }, () => JSON.stringify(event())).join('\n')
+  const answer = await fetch(`${server.url}/events/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' },
+    body: gzipSync(Buffer.from(lines)),
+  })
+  assert.equal(answer.status, 503)
+  assert.equal(answer.headers.get('retry-after'), '1')
+  assert.equal(((await answer.json()) as { bound: string }).bound, 'pending_bytes')
+  slow.socket.destroy()
+  await until('the slow body released its bytes', () => server.admission.pendingBytes === 0)
 })

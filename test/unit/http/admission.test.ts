@@ -32,7 +32,7 @@ function setup(
   }
 }
 
-const sized = (bytes: number) => ({ contentLength: bytes, encoded: false, bodyLimit: 1 << 20 })
+const sized = (bytes: number) => ({ contentLength: bytes })
 
 function refused(verdict: Reservation | Refusal): Refusal {
   assert.ok(isRefusal(verdict), 'expected a refusal')
@@ -90,10 +90,10 @@ test('slow bodies hold only the bytes they sent: sixteen clients declaring 16 MB
 
 test('a body whose arriving bytes would pass the bound is refused there, unless it is alone', () => {
   const { admission } = setup({ maxPendingBytes: 10_000 })
-  const chunked = admitted(admission.admit({ contentLength: undefined, encoded: false, bodyLimit: 8000 }))
+  const chunked = admitted(admission.admit({ contentLength: undefined }))
   assert.equal(chunked.bytes, 0, 'nothing is reserved before bytes arrive')
   assert.equal(chunked.grow(6000), undefined)
-  const other = admitted(admission.admit({ contentLength: undefined, encoded: false, bodyLimit: 8000 }))
+  const other = admitted(admission.admit({ contentLength: undefined }))
   assert.equal(other.grow(3000), undefined)
   const r = other.grow(2000)
   assert.equal(r?.bound, 'pending_bytes')
