@@ -30,7 +30,8 @@
  * bound at that pace (between 2 and 60 s), 30 s while the sink is not moving.
  *
  * Readiness. `overload()` names a bound that is full now or refused a request in the last second,
- * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere.
+ * so /ready turns 503 while clients are being refused and a load balancer can route elsewhere. A
+ * bound no longer full is reported with the value that refused and how long ago, not its value now.
  */
 import { formatBytes } from '../format.ts'
 
@@ -148,6 +149,8 @@ export class Admission {
     delay: Number.NEGATIVE_INFINITY,
     pending_bytes: Number.NEGATIVE_INFINITY,
   }
+  /** Each bound's value at its last refusal: readiness reports what refused, not the value now. */
+  readonly #lastRefusedValue: Record<Bound, number> = { wal_backlog: 0, queue: 0, delay: 0, pending_bytes: 0 }
   /** Delivery pace of the slowest sink, bytes/s (exponentially weighted). */
   #rate = 0
   #sampleAt = Number.NEGATIVE_INFINITY
@@ -209,9 +212,8 @@ export class Admission {
       const recent = now - this.#lastRefusedAt[state.bound] < RECENT_REFUSAL_MS
       // The delay is a bound only while it refuses: above its target for a moment is normal.
       const full = state.bound !== 'delay' && state.current >= state.limit
-      if (full || recent) {
-        return this.#describe(state.bound, state.current, state.limit, now, false)
-      }
+      if (full) return this.#describe(state.bound, state.current, state.limit, now, false)
+      if (recent) return this.#describeRecent(state, now)
     }
     return null
   }
@@ -258,6 +260,7 @@ export class Admission {
   #refuse(bound: Bound, value: number, limit: number, now: number): Refusal {
     this.#refused[bound]++
     this.#lastRefusedAt[bound] = now
+    this.#lastRefusedValue[bound] = value
     return this.#describe(bound, value, limit, now)
   }
 
@@ -268,7 +271,7 @@ export class Admission {
       bound === 'wal_backlog'
         ? `the WAL backlog not yet delivered to the slowest sink is ${size(value)}, limit ${size(limit)} (maxWalBacklogBytes)`
         : bound === 'queue'
-          ? `${value} events wait for a WAL group commit, limit ${limit} (queueSize)`
+          ? `${events(value)} for a WAL group commit, limit ${limit} (queueSize)`
           : bound === 'delay'
             ? `work waits ${value.toFixed(0)} ms in this process (event-loop delay), target ${limit} ms (admissionTargetDelayMs)`
             : refusing
@@ -280,6 +283,31 @@ export class Admission {
       limit,
       retryAfterSeconds,
       message: `server is overloaded: ${what}; ${refusing ? `retry after ${retryAfterSeconds} s` : 'new requests are refused'}`,
+    }
+  }
+
+  /**
+   * A bound that refused within the last second but is not full now: the value that refused and
+   * when, with the value now beside it ("0 events wait …, limit 1" alone read as a contradiction).
+   */
+  #describeRecent(state: BoundState, now: number): Refusal {
+    const { bound, limit, current } = state
+    const value = this.#lastRefusedValue[bound]
+    const ago = Math.max(0, Math.round(now - this.#lastRefusedAt[bound]))
+    const then =
+      bound === 'wal_backlog'
+        ? `the WAL backlog not yet delivered to the slowest sink was ${size(value)}, limit ${size(limit)} (maxWalBacklogBytes); ${size(current)} now`
+        : bound === 'queue'
+          ? `${value} ${value === 1 ? 'event' : 'events'} waited for a WAL group commit, limit ${limit} (queueSize); ${current} wait now`
+          : bound === 'delay'
+            ? `work waited ${value.toFixed(0)} ms in this process (event-loop delay), target ${limit} ms (admissionTargetDelayMs); ${current.toFixed(0)} ms now`
+            : `a request would have brought request bodies in memory to ${size(value)}, over the limit of ${size(limit)} (maxPendingBytes); ${size(current)} now`
+    return {
+      bound,
+      value,
+      limit,
+      retryAfterSeconds: bound === 'wal_backlog' ? this.#backlogRetryAfter(now) : 1,
+      message: `server is overloaded: the ${bound} bound refused a request ${ago} ms ago, when ${then}; new requests may be refused`,
     }
   }
 
@@ -306,6 +334,10 @@ export class Admission {
 
 export function isRefusal(verdict: Reservation | Refusal): verdict is Refusal {
   return !(verdict instanceof Reservation)
+}
+
+function events(n: number): string {
+  return n === 1 ? '1 event waits' : `${n} events wait`
 }
 
 function size(bytes: number): string {

@@ -231,3 +231,22 @@ test('limits must be positive integers', () => {
     /maxPendingBytes/,
   )
 })
+
+test('overload() after a refusal says which bound refused, its value then, and how long ago, not the value now', () => {
+  const { admission, signals, advance } = setup({ queueSize: 1 })
+  signals.queued = 1
+  refused(admission.admit(sized(1)))
+  signals.queued = 0
+  advance(300)
+  const o = admission.overload()
+  assert.ok(o)
+  assert.deepEqual([o.bound, o.value, o.limit], ['queue', 1, 1])
+  assert.match(
+    o.message,
+    /queue bound refused a request 300 ms ago, when 1 event waited for a WAL group commit, limit 1 \(queueSize\); 0 wait now/,
+  )
+  assert.doesNotMatch(o.message, /0 events wait/)
+  // Full now: the value now, said in the present.
+  signals.queued = 2
+  assert.match(admission.overload()!.message, /2 events wait for a WAL group commit, limit 1 \(queueSize\)/)
+})
