@@ -296,7 +296,14 @@ export class IngestHandler {
         )
         return
       }
-      const outcome = await ingestor.acceptBatch(bytes, ndjson, ctx, durable, keepsRejected(query))
+      const outcome = await ingestor.acceptBatch(
+        bytes,
+        ndjson,
+        ctx,
+        durable,
+        keepsRejected(query),
+        wantsResults(query),
+      )
       ex.reservation?.release()
       if (outcome.accepted === 0 && outcome.duplicates === 0) {
         this.#answer(ex, 400, { error: `all ${outcome.rejected.length} events were rejected`, ...outcome })
@@ -429,6 +436,17 @@ function keepsRejected(query: URLSearchParams | undefined): boolean {
   throw spillwayError(
     'SPW_ERR_INTAKE_INVALID',
     `dead_letter must be true or false, got "${keep.slice(0, 40)}"`,
+  )
+}
+
+/** `?results=full`: every event's fate and id in a batch's answer (ingest.ts EventResult). */
+function wantsResults(query: URLSearchParams | undefined): boolean {
+  const results = single(query, 'results')
+  if (results === null) return false
+  if (results === 'full') return true
+  throw spillwayError(
+    'SPW_ERR_INTAKE_INVALID',
+    `results must be "full" or left out, got "${results.slice(0, 40)}"`,
   )
 }
 

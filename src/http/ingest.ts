@@ -50,7 +50,26 @@ export interface BatchOutcome {
   readonly accepted: number
   readonly duplicates: number
   readonly rejected: readonly { readonly index: number; readonly error: string }[]
+  /** `?results=full`: one entry per input event, in input order; absent otherwise. */
+  readonly results?: readonly EventResult[]
 }
+
+/**
+ * One event's fate in a batch (`?results=full`). `event_id` is the id the event is stored under
+ * (generated ones included); for a rejected event the client's own, or null when it sent none
+ * usable. `reason`: `invalid` (dead-lettered) or `conflict` (its id was used for another event).
+ */
+export interface EventResult {
+  readonly index: number
+  readonly status: 'accepted' | 'duplicate' | 'rejected'
+  readonly event_id: string | null
+  readonly error?: string
+  readonly reason?: 'invalid' | 'conflict'
+}
+
+/** What `#unseen` marks per valid event when the caller wants every fate. */
+const DUPLICATE = 1
+const CONFLICTED = 2
 
 export interface EventOutcome {
   readonly event_id: string
@@ -157,6 +176,7 @@ export class Ingestor {
     ctx: IntakeContext,
     durable: boolean,
     deadLetter = true,
+    full = false,
   ): Promise<BatchOutcome> {
     let parsed: ReturnType<typeof parseBatch>
     try {
@@ -170,7 +190,9 @@ export class Ingestor {
     const { rejected } = validation
     this.#metrics?.received(parsed.items.length)
     this.#metrics?.rejected('invalid', rejected.length)
-    const { payload, keys, contents, conflicts, duplicates } = this.#unseen(validation)
+    // Only `?results=full` pays for a fate per event; the default answer allocates nothing per event.
+    const fates = full ? new Uint8Array(validation.events.length) : undefined
+    const { payload, keys, contents, conflicts, duplicates } = this.#unseen(validation, fates)
     const count = keys.length
     this.#metrics?.duplicate(duplicates)
     this.#metrics?.rejected('conflict', conflicts.length)
@@ -193,10 +215,13 @@ export class Ingestor {
     const now = Date.now()
     for (let i = 0; i < count; i++) this.#l1.add(keys[i], now, contents[2 * i], contents[2 * i + 1])
     this.#metrics?.accepted(count)
+    const all = conflicts.length === 0 ? rejected : byIndex(rejected, conflicts)
+    if (fates === undefined) return { accepted: count, duplicates, rejected: all }
     return {
       accepted: count,
       duplicates,
-      rejected: conflicts.length === 0 ? rejected : byIndex(rejected, conflicts),
+      rejected: all,
+      results: resultsOf(parsed.items, validation, fates, rejected, conflicts),
     }
   }
 
@@ -204,11 +229,14 @@ export class Ingestor {
    * The WAL payload of the events whose key is neither in L1 nor earlier in the same batch, with
    * their keys and content fingerprints; the rest are duplicates (same content) or conflicts.
    */
-  #unseen(validation: {
-    readonly events: readonly NormalizedEvent[]
-    readonly indexes: readonly number[]
-    readonly clientTimestamps: readonly number[]
-  }): Unseen {
+  #unseen(
+    validation: {
+      readonly events: readonly NormalizedEvent[]
+      readonly indexes: readonly number[]
+      readonly clientTimestamps: readonly number[]
+    },
+    fates?: Uint8Array,
+  ): Unseen {
     const { events, indexes, clientTimestamps } = validation
     const l1 = this.#l1
     let text = ''
@@ -250,8 +278,13 @@ export class Ingestor {
         kept?.push(all.subarray(start, end + 1))
       } else {
         kept ??= count === 0 ? [] : [all.subarray(0, start)]
-        if (found === CONFLICT) conflicts.push({ index: indexes[i], error: conflict(event.event_id).message })
-        else duplicates++
+        if (found === CONFLICT) {
+          conflicts.push({ index: indexes[i], error: conflict(event.event_id).message })
+          if (fates) fates[i] = CONFLICTED
+        } else {
+          duplicates++
+          if (fates) fates[i] = DUPLICATE
+        }
       }
       start = end + 1
     }
@@ -281,6 +314,50 @@ function conflict(eventId: string): Error {
     'SPW_ERR_INTAKE_CONFLICT',
     `event_id ${quote(eventId)} was already used for a different event`,
   )
+}
+
+/** Every input event's fate, in input order (`?results=full`). */
+function resultsOf(
+  items: readonly unknown[],
+  validation: { readonly events: readonly NormalizedEvent[]; readonly indexes: readonly number[] },
+  fates: Uint8Array,
+  invalid: readonly Rejection[],
+  conflicts: readonly Rejection[],
+): EventResult[] {
+  const results: EventResult[] = new Array(items.length)
+  const { events, indexes } = validation
+  let c = 0
+  for (let i = 0; i < events.length; i++) {
+    const index = indexes[i]
+    const event_id = events[i].event_id
+    if (fates[i] === CONFLICTED) {
+      results[index] = {
+        index,
+        status: 'rejected',
+        event_id,
+        error: conflicts[c++].error,
+        reason: 'conflict',
+      }
+    } else {
+      results[index] = { index, status: fates[i] === DUPLICATE ? 'duplicate' : 'accepted', event_id }
+    }
+  }
+  for (const { index, error } of invalid) {
+    results[index] = {
+      index,
+      status: 'rejected',
+      event_id: clientIdOf(items[index]),
+      error,
+      reason: 'invalid',
+    }
+  }
+  return results
+}
+
+/** A rejected event's own `event_id` when it is one the API would take, else null. */
+function clientIdOf(item: unknown): string | null {
+  const id = typeof item === 'object' && item !== null ? (item as { event_id?: unknown }).event_id : undefined
+  return typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : null
 }
 
 /** Two lists of rejections, each in index order, merged in index order. */
