@@ -86,7 +86,7 @@ import {
   BATCH_ROWS_BUCKETS,
   Histogram,
   type HistogramSnapshot,
-} from './histogram.ts'
+} from '../telemetry/histogram.ts'
 
 /** What the loop needs from a WAL reader (WalReader, or a fake in tests). */
 export interface RecordSource {

@@ -11,7 +11,7 @@
  * totals (they were never observed), which is the same resolution Prometheus itself has.
  */
 
-import type { HistogramSnapshot } from '../delivery/histogram.ts'
+import { addHistograms, type HistogramSnapshot } from './histogram.ts'
 import type { DeliveryStats } from '../delivery/loop.ts'
 
 export const SINK_COUNTERS = [
@@ -104,16 +104,5 @@ function add(a: SinkTotals, b: SinkTotals): SinkTotals {
     ...counters,
     batchRows: addHistograms(a.batchRows, b.batchRows),
     batchLatencyMs: addHistograms(a.batchLatencyMs, b.batchLatencyMs),
-  }
-}
-
-/** Sum of two snapshots with the same buckets (the bucket layout is fixed in the code). */
-export function addHistograms(a: HistogramSnapshot, b: HistogramSnapshot): HistogramSnapshot {
-  if (a.buckets.length !== b.buckets.length || a.buckets.some((le, i) => le !== b.buckets[i])) return b
-  return {
-    buckets: a.buckets,
-    counts: a.counts.map((c, i) => c + b.counts[i]),
-    sum: a.sum + b.sum,
-    count: a.count + b.count,
   }
 }

@@ -26,7 +26,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client'
-import { Histogram as BucketHistogram, type HistogramSnapshot } from '../delivery/histogram.ts'
+import { Histogram as BucketHistogram, type HistogramSnapshot } from './histogram.ts'
 import type { DeliveryStats } from '../delivery/loop.ts'
 import { DeliveryTotals, type SinkCounter, type SinkTotals } from './delivery-totals.ts'
 import { REJECT_REASONS, type RejectReason, reasonOf } from './reasons.ts'

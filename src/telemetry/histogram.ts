@@ -11,6 +11,7 @@ export interface HistogramSnapshot {
   readonly count: number
 }
 
+/** The `le` bounds of `sink_batch_rows` and `sink_batch_latency_ms` (the delivery loop observes them). */
 export const BATCH_ROWS_BUCKETS = [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000]
 export const BATCH_LATENCY_MS_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
 
@@ -33,5 +34,16 @@ export class Histogram {
 
   snapshot(): HistogramSnapshot {
     return { buckets: this.#buckets, counts: [...this.#counts], sum: this.#sum, count: this.#count }
+  }
+}
+
+/** Sum of two snapshots with the same buckets (the bucket layout is fixed in the code). */
+export function addHistograms(a: HistogramSnapshot, b: HistogramSnapshot): HistogramSnapshot {
+  if (a.buckets.length !== b.buckets.length || a.buckets.some((le, i) => le !== b.buckets[i])) return b
+  return {
+    buckets: a.buckets,
+    counts: a.counts.map((c, i) => c + b.counts[i]),
+    sum: a.sum + b.sum,
+    count: a.count + b.count,
   }
 }
