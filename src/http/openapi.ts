@@ -272,6 +272,22 @@ export const openapiDocument = {
             },
           },
           error: { type: 'string', description: 'Present on 400.' },
+          results: {
+            type: 'array',
+            description:
+              'Only with the query parameter `results=full` (any other value is a 400): every input event in input order, with its fate and the id it is stored under (generated ids included; a rejected event: its own id, or null). `reason`: `invalid` (dead-lettered) or `conflict` (the event_id was already used for a different event).',
+            items: {
+              type: 'object',
+              required: ['index', 'status', 'event_id'],
+              properties: {
+                index: { type: 'integer' },
+                status: { type: 'string', enum: ['accepted', 'duplicate', 'rejected'] },
+                event_id: { type: ['string', 'null'] },
+                error: { type: 'string' },
+                reason: { type: 'string', enum: ['invalid', 'conflict'] },
+              },
+            },
+          },
         },
       },
     },
