@@ -25,10 +25,11 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Admin, Consumer, ProduceAcks, Producer } from '@platformatic/kafka'
 import { parseArgs } from '../src/cli/args.ts'
+import { clientOptions, DEFAULT_MAX_MESSAGE_BYTES } from '../src/connectors/kafka/client.ts'
+import type { KafkaConnection } from '../src/connectors/kafka/config.ts'
 import { encodeEvents } from '../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../src/intake/types.ts'
-import { clientOptions, DEFAULT_MAX_MESSAGE_BYTES } from '../src/sinks/kafka/client.ts'
-import type { KafkaCompression, KafkaConnection } from '../src/sinks/kafka/config.ts'
+import type { KafkaCompression } from '../src/sinks/kafka/config.ts'
 import { batchRecords, chunkLimit, cutRounds } from '../src/sinks/kafka/records.ts'
 import {
   BENCH_DIR,

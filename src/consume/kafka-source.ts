@@ -27,7 +27,6 @@
  */
 import { Admin, Consumer, type Message, type MessagesStream, Producer } from '@platformatic/kafka'
 import type { Config } from '../config/schema.ts'
-import { spillwayError } from '../errors.ts'
 import {
   clientOptions,
   closeQuietly,
@@ -35,9 +34,10 @@ import {
   ensureTopics,
   REASON_HEADER,
   TOPIC_HEADER,
-} from '../sinks/kafka/client.ts'
-import { deadLetterTopic, type KafkaConnection, kafkaConnection } from '../sinks/kafka/config.ts'
-import { describe } from '../sinks/kafka/verdict.ts'
+} from '../connectors/kafka/client.ts'
+import { deadLetterTopic, type KafkaConnection, kafkaConnection } from '../connectors/kafka/config.ts'
+import { describe } from '../connectors/kafka/errors.ts'
+import { spillwayError } from '../errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { FetchedBatch, LogSource } from './source.ts'
 

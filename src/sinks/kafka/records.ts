@@ -17,11 +17,11 @@
  * goes alone. A round takes the next chunk of every partition until ROUND_BYTES, and is one
  * `send` (one produce request per broker). Rounds go one after another.
  */
+import { partitionOf } from '../../connectors/kafka/client.ts'
 import { payloadKeys } from '../../dedup/ndjson-keys.ts'
 import { dedupKeyOf } from '../../intake/event-id.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { SinkBatch } from '../sink.ts'
-import { partitionOf } from './client.ts'
 
 /** Most estimated bytes of one partition batch (compression works on the whole batch). */
 export const CHUNK_BYTES = 512 * 1024

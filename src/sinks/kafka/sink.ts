@@ -25,9 +25,6 @@
  */
 import { Admin, ProduceAcks, Producer } from '@platformatic/kafka'
 import { pino } from 'pino'
-import { spillwayError } from '../../errors.ts'
-import type { Logger } from '../../telemetry/logger.ts'
-import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
 import {
   clientOptions,
   closeQuietly,
@@ -36,19 +33,15 @@ import {
   REASON_HEADER,
   TOPIC_HEADER,
   type TopicInfo,
-} from './client.ts'
-import { KAFKA_SINK_DEFAULTS, type KafkaConnection, type KafkaSinkOptions } from './config.ts'
+} from '../../connectors/kafka/client.ts'
+import type { KafkaConnection } from '../../connectors/kafka/config.ts'
+import { describe, describeCode } from '../../connectors/kafka/errors.ts'
+import { spillwayError } from '../../errors.ts'
+import type { Logger } from '../../telemetry/logger.ts'
+import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
+import { KAFKA_SINK_DEFAULTS, type KafkaSinkOptions } from './config.ts'
 import { batchRecords, chunkLimit, cutRounds, type OutgoingRecord, type Round } from './records.ts'
-import {
-  describe,
-  describeCode,
-  type Failed,
-  judge,
-  partitionResults,
-  REFUSED_CODES,
-  retryVerdict,
-  unavailable,
-} from './verdict.ts'
+import { type Failed, judge, partitionResults, REFUSED_CODES, retryVerdict, unavailable } from './verdict.ts'
 
 export class KafkaSink implements Sink {
   readonly name: string

@@ -20,10 +20,10 @@
  *   unknown codes, and no answer at all. An unknown failure must never turn acknowledged events
  *   into dead letters (G2, docs/ARCHITECTURE.md "Guarantees").
  */
-import { protocolErrors, protocolErrorsCodesById } from '@platformatic/kafka'
+import { protocolErrorsCodesById } from '@platformatic/kafka'
+import { describe, type ErrorLeaf, leaves } from '../../connectors/kafka/errors.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Verdict } from '../sink.ts'
-import { type ErrorLeaf, leaves } from './client.ts'
 
 /** Kafka error names of refused data: the same records would be refused again. */
 export const REFUSED_CODES: ReadonlySet<string> = new Set([
@@ -48,9 +48,6 @@ export const AUTH_CODES: ReadonlySet<string> = new Set([
 
 /** How long a write refused for credentials or rights waits before the next attempt. */
 export const AUTH_RETRY_MS = 5000
-
-/** How much of the failure goes into the error (and the dead-letter reason). */
-export const MAX_REASON_CHARS = 512
 
 export type Judgement = 'refused' | 'auth' | 'retry'
 
@@ -116,29 +113,6 @@ interface ProduceResponse {
       readonly errorMessage?: string | null
     }[]
   }[]
-}
-
-/** `MESSAGE_TOO_LARGE: The request included a message larger than… (broker's own words)`. */
-export function describeCode(name: string, serverMessage?: string | null): string {
-  const known = (protocolErrors as Record<string, { message?: string }>)[name]?.message
-  return `${name}${known ? `: ${known}` : ''}${serverMessage ? ` (${serverMessage})` : ''}`
-}
-
-/** The failure in one bounded line: each distinct underlying error once. */
-export function describe(error: unknown): string {
-  const parts = new Set<string>()
-  for (const leaf of leaves(error)) {
-    if (leaf.apiId) {
-      parts.add(describeCode(leaf.apiId, leaf.serverErrorMessage))
-      continue
-    }
-    const cause = leaf.cause as NodeJS.ErrnoException | undefined
-    const detail = cause?.code ?? cause?.message
-    parts.add(detail && !leaf.message.includes(detail) ? `${leaf.message} (${detail})` : leaf.message)
-  }
-  if (parts.size === 0) parts.add(error instanceof Error ? error.message : String(error))
-  const text = [...parts].join('; ')
-  return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS)}…` : text
 }
 
 /**

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadConfig } from '../../../../src/config/load.ts'
-import { clientOptions } from '../../../../src/sinks/kafka/client.ts'
-import { deadLetterTopic, kafkaConnection, kafkaSinkOptions } from '../../../../src/sinks/kafka/config.ts'
+import { clientOptions } from '../../../../src/connectors/kafka/client.ts'
+import { deadLetterTopic, kafkaConnection } from '../../../../src/connectors/kafka/config.ts'
+import { kafkaSinkOptions } from '../../../../src/sinks/kafka/config.ts'
 
 const base = { sinks: ['kafka'] }
 

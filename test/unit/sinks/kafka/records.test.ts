@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { murmur2, partitionOf } from '../../../../src/connectors/kafka/client.ts'
 import { encodeEvents } from '../../../../src/intake/serialize.ts'
-import { murmur2, partitionOf } from '../../../../src/sinks/kafka/client.ts'
 import {
   BATCH_OVERHEAD,
   batchRecords,

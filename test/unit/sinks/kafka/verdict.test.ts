@@ -8,12 +8,11 @@ import {
   TimeoutError,
   UserError,
 } from '@platformatic/kafka'
+import { describe, MAX_REASON_CHARS } from '../../../../src/connectors/kafka/errors.ts'
 import { isSpillwayError } from '../../../../src/errors.ts'
 import {
   AUTH_RETRY_MS,
-  describe,
   judge,
-  MAX_REASON_CHARS,
   partitionResults,
   REFUSED_CODES,
   retryVerdict,

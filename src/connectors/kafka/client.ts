@@ -1,6 +1,7 @@
 /**
  * What the `kafka` sink and `consume --from kafka` share on top of @platformatic/kafka: the client
- * options from a KafkaConnection, topic creation, and the partition of a key.
+ * options from a KafkaConnection, topic creation, and the partition of a key (how its errors read:
+ * errors.ts).
  *
  * Topics. `ensureTopics` lists the topics and creates the missing ones with the configured
  * partitions and replication factor (an existing topic is left as it is; a creation raced by
@@ -16,6 +17,7 @@
  */
 import { type Admin, type BaseOptions, ConfigResourceTypes } from '@platformatic/kafka'
 import type { KafkaConnection } from './config.ts'
+import { leaves } from './errors.ts'
 
 /** Header of a dead-lettered record: why it was refused. */
 export const REASON_HEADER = 'spillway.reason'
@@ -161,32 +163,6 @@ export function murmur2(data: Buffer): number {
   h = Math.imul(h, m)
   h ^= h >>> 15
   return h | 0
-}
-
-/** What an error of the library is made of: the errors it aggregates and their causes, flattened. */
-export interface ErrorLeaf extends Error {
-  readonly code?: string
-  /** Kafka's error name (`MESSAGE_TOO_LARGE`) on protocol errors. */
-  readonly apiId?: string
-  readonly apiCode?: number
-  readonly serverErrorMessage?: string | null
-  readonly canRetry?: boolean
-}
-
-/** Every error in the tree that aggregates no others (AggregateError's `errors`, then `cause`). */
-export function leaves(error: unknown): ErrorLeaf[] {
-  const found: ErrorLeaf[] = []
-  const walk = (value: unknown, depth: number) => {
-    if (!(value instanceof Error) || depth > 8) return
-    const children = (value as AggregateError).errors
-    if (Array.isArray(children) && children.length > 0) {
-      for (const child of children) walk(child, depth + 1)
-      return
-    }
-    found.push(value as ErrorLeaf)
-  }
-  walk(error, 0)
-  return found
 }
 
 /** Closes a client, ignoring its failure (it is going away either way). */
