@@ -38,6 +38,7 @@ import { type OperationsServer, startOperationsServer } from '../telemetry/opera
 import { type DirLock, lockDirectory } from '../wal/lock.ts'
 import { WalSharedState } from '../wal/shared-state.ts'
 import type { WalWriter } from '../wal/writer.ts'
+import { guardHandoffs } from './handoff-guard.ts'
 import { Rpc } from './ipc.ts'
 import { ShardMerger } from './shard-merger.ts'
 import { existingShards, type Progress, shardDir } from './worker.ts'
@@ -185,6 +186,9 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
     s.listening = false
     s.startedAt = Date.now()
     const worker = cluster.fork({ [SHARD_ENV]: String(s.index), [CONFIG_ENV]: JSON.stringify(config) })
+    guardHandoffs(worker, (connections) =>
+      logger.warn({ shard: s.index, workerPid: worker.process.pid, connections }, 'WorkerHandoffsClosed'),
+    )
     const rpc = new Rpc(worker)
       .handle('totals', (query) => pipeline.delivery.totals(query as MetricsQuery))
       .handle('groups', (query) => pipeline.delivery.groups(query as MetricsQuery & { group_by: GroupBy }))
