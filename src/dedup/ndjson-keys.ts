@@ -8,13 +8,15 @@
  * shape (not written by this version) is decoded whole, so the answer is always `dedupKey` of the
  * line's event: `<tenant>/<event_id>`, or the `event_id` alone without a tenant.
  */
+import { LINE_START, TENANT_KEY } from '../event/wal-line.ts'
 import { dedupKey } from '../intake/event-id.ts'
 
 const NEWLINE = 0x0a
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
-const PREFIX = Buffer.from('{"event_id":"')
-const TENANT = Buffer.from(',"tenant":"')
+// The line layout of src/wal/FORMAT.md "Records" (event/wal-line.ts), with the strings' opening quotes.
+const PREFIX = Buffer.from(LINE_START + '"')
+const TENANT = Buffer.from(TENANT_KEY + '"')
 
 export interface PayloadKeys {
   /** The dedup key of each line (`dedupKey`: the event_id, scoped by the tenant when there is one), in order. */

@@ -1,9 +1,11 @@
-export const CHANNELS = ['web', 'mobile', 'api', 'email', 'push'] as const
-export type Channel = (typeof CHANNELS)[number]
+import { CHANNELS, type Channel, STORED_FIELDS, type StoredFieldName } from '../event/fields.ts'
+
+export { CHANNELS, type Channel }
 
 /**
  * An event after validation and normalisation: what the WAL stores (one JSON line each) and what
- * every sink receives. Field order is fixed so the serialised form is stable.
+ * every sink receives. Its fields are the stored fields of src/event/fields.ts (checked below);
+ * their order there is the WAL line's.
  */
 export interface NormalizedEvent {
   /** The dedup key: the client's `event_id`, else the `Idempotency-Key`, else a hash of the canonical event. */
@@ -25,19 +27,13 @@ export interface NormalizedEvent {
   readonly metadata: Readonly<Record<string, unknown>> | null
 }
 
-/** The fields of a NormalizedEvent, in their fixed order (the WAL line's, the stores' columns). */
-export const EVENT_FIELDS = [
-  'event_id',
-  'tenant',
-  'event_name',
-  'channel',
-  'campaign_id',
-  'user_id',
-  'timestamp',
-  'received_at',
-  'tags',
-  'metadata',
-] as const satisfies readonly (keyof NormalizedEvent)[]
+/** The fields of a NormalizedEvent, in their fixed order (the WAL line's), from the field table. */
+export const EVENT_FIELDS = STORED_FIELDS
+
+// A field added to the table but not to NormalizedEvent (or the reverse) fails type-checking here.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const fieldsMatch: Same<keyof NormalizedEvent, StoredFieldName> = true
+void fieldsMatch
 
 export interface IntakeLimits {
   readonly maxEventBytes: number

@@ -16,6 +16,12 @@
  * - `timestamp` and `sent_at` must be JS integers (not numeric strings, not floats). A value in
  *   the future that would be valid divided by 1000 (or 10⁶, 10⁹) is reported as looking like
  *   milliseconds (micro-, nanoseconds), so the fix is in the message.
+ * - `timestamp` may also be an ISO-8601 string with a zone (`2024-08-12T15:13:32Z`, `…+02:00`,
+ *   `….123Z`), as Segment's and PostHog's clients send it (docs/ARCHITECTURE.md "The event"). It
+ *   becomes Unix seconds, the fraction of a second dropped — what the integer form allows and
+ *   the stores hold — and is then checked, hashed and stored exactly as that integer would be.
+ *   A string without a zone, a date or time that does not exist (Feb 30, 24:00) or a time before
+ *   1970 is refused, naming what is wrong (src/event/fields.ts parseIsoTimestamp).
  * - With `sent_at`, the timestamp is corrected by `round(receivedAt / 1000) − sent_at` (Segment,
  *   PostHog); the corrected value must be > 0 and at most `clockSkewSeconds` in the future.
  * - `metadata` depth counts the object and array levels inside it: `{"a":1}` is depth 0,
@@ -37,24 +43,25 @@
  * assigns a property named by the input, so `__proto__` or `constructor` keys in metadata are
  * inert own data (JSON.parse creates them as such) and are kept as sent.
  */
+import {
+  CHANNEL_LIST,
+  CHANNELS,
+  INPUT_FIELD_LIST,
+  INPUT_FIELDS,
+  isoTimestampError,
+  MAX_EVENT_ID_LENGTH,
+  MAX_METADATA_KEYS,
+  parseIsoTimestamp,
+} from '../event/fields.ts'
 import { describeValue, formatPath, quote } from './describe.ts'
 import { batchIdempotencyKey, contentEventId } from './event-id.ts'
 import { serializeEvent } from './serialize.ts'
-import {
-  CHANNELS,
-  type Channel,
-  type IntakeContext,
-  type IntakeLimits,
-  type NormalizedEvent,
-  type ValidationResult,
-} from './types.ts'
+import type { Channel, IntakeContext, IntakeLimits, NormalizedEvent, ValidationResult } from './types.ts'
 
-export const MAX_EVENT_ID_LENGTH = 128
-/** Object keys in all of one event's metadata; the byte limit bounds array lengths. */
-export const MAX_METADATA_KEYS = 1000
+export { MAX_EVENT_ID_LENGTH, MAX_METADATA_KEYS }
 
-const KNOWN_FIELDS = 'event_id, event_name, channel, campaign_id, user_id, timestamp, sent_at, tags, metadata'
-const CHANNEL_LIST = CHANNELS.join(', ')
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(INPUT_FIELDS)
+const CHANNEL_SET: ReadonlySet<string> = new Set(CHANNELS)
 /** No clock reads 10¹¹ Unix seconds (the year 5138); a larger value was sent in a finer unit. */
 const SECONDS_CEILING = 1e11
 /** Upper bound of the serialised event's bytes besides its strings, tags and metadata. */
@@ -71,20 +78,8 @@ export function validateEvent(
   }
   const raw = input as Record<string, unknown>
   for (const key in raw) {
-    switch (key) {
-      case 'event_id':
-      case 'event_name':
-      case 'channel':
-      case 'campaign_id':
-      case 'user_id':
-      case 'timestamp':
-      case 'sent_at':
-      case 'tags':
-      case 'metadata':
-        continue
-      default:
-        return invalid(`unknown field ${quote(key)}; the fields are ${KNOWN_FIELDS}`)
-    }
+    if (!KNOWN_FIELDS.has(key))
+      return invalid(`unknown field ${quote(key)}; the fields are ${INPUT_FIELD_LIST}`)
   }
 
   const maxLength = limits.maxStringLength
@@ -99,8 +94,8 @@ export function validateEvent(
   error = textError('event_name', eventName, maxLength)
   if (error !== undefined) return invalid(error)
 
-  const channel = toChannel(raw.channel)
-  if (channel === undefined) {
+  const channel = raw.channel
+  if (typeof channel !== 'string' || !CHANNEL_SET.has(channel)) {
     return invalid(
       raw.channel == null
         ? `channel is required, one of ${CHANNEL_LIST}`
@@ -124,9 +119,16 @@ export function validateEvent(
   if (error !== undefined) return invalid(error)
 
   // timestamp, sent_at and the skew correction
-  const timestamp = raw.timestamp
+  let timestamp = raw.timestamp
   if (timestamp == null) return invalid('timestamp is required, as an integer of Unix seconds')
-  if (!Number.isInteger(timestamp)) {
+  const iso = typeof timestamp === 'string'
+  if (iso) {
+    const seconds = parseIsoTimestamp(timestamp as string)
+    if (typeof seconds === 'string') {
+      return invalid(isoTimestampError('timestamp', seconds, timestamp as string, quote(timestamp as string)))
+    }
+    timestamp = seconds
+  } else if (!Number.isInteger(timestamp)) {
     return invalid(`timestamp must be an integer of Unix seconds, got ${describeValue(timestamp)}`)
   }
   const receivedSeconds = Math.round(ctx.receivedAt / 1000)
@@ -158,7 +160,8 @@ export function validateEvent(
     )
   }
   if (corrected > latest) {
-    const unit = unitOf(timestamp as number, latest)
+    // A date string far ahead is just far ahead, never a finer unit.
+    const unit = iso ? '' : unitOf(timestamp as number, latest)
     if (unit !== '')
       return invalid(`timestamp must be Unix seconds, got ${timestamp}, which looks like ${unit}`)
     return invalid(
@@ -212,7 +215,7 @@ export function validateEvent(
   } else {
     eventId = contentEventId(
       eventName as string,
-      channel,
+      channel as Channel,
       campaignId,
       userId as string,
       timestamp as number,
@@ -225,7 +228,7 @@ export function validateEvent(
   const event: NormalizedEvent = {
     event_id: eventId,
     event_name: eventName as string,
-    channel,
+    channel: channel as Channel,
     campaign_id: campaignId,
     user_id: userId as string,
     timestamp: corrected,
@@ -274,23 +277,6 @@ function loneSurrogate(field: string): string {
 
 function tooLong(field: string, maxLength: number, value: string): string {
   return `${field} must be at most ${maxLength} characters, got ${value.length}`
-}
-
-function toChannel(value: unknown): Channel | undefined {
-  switch (value) {
-    case 'web':
-      return 'web'
-    case 'mobile':
-      return 'mobile'
-    case 'api':
-      return 'api'
-    case 'email':
-      return 'email'
-    case 'push':
-      return 'push'
-    default:
-      return undefined
-  }
 }
 
 /** True for '' and for strings of only whitespace (String.prototype.trim's definition). */

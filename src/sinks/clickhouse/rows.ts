@@ -21,14 +21,17 @@
  * so delivery isolates and dead-letters it like a row the server refused.
  */
 
+import { METADATA_KEY, TIMESTAMP_KEY } from '../../event/wal-line.ts'
+
 /** Largest Unix second a ClickHouse DateTime holds. */
 export const MAX_DATETIME = 4_294_967_295
 
 const NEWLINE = 0x0a
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
-const METADATA = Buffer.from(',"metadata":')
-const TIMESTAMP = Buffer.from(',"timestamp":')
+// The line layout of src/wal/FORMAT.md "Records" (event/wal-line.ts): metadata last, flat values before it.
+const METADATA = Buffer.from(METADATA_KEY)
+const TIMESTAMP = Buffer.from(TIMESTAMP_KEY)
 const NULL = Buffer.from('null')
 
 export type RowsResult =
