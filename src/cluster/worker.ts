@@ -113,6 +113,13 @@ export async function startWorker(
   // A worker of a primary that was killed may still be finishing: its shard is not ours yet.
   const lock = lockDirectory(dir)
   const rpc = new Rpc(channel)
+  // The primary may ask us to stop before we are up (it was stopped while we started): a note with
+  // no listener is dropped, and the primary would wait shutdownTimeoutMs, then kill us.
+  let stopAsked = false
+  let stop = () => {
+    stopAsked = true
+  }
+  rpc.onNote('shutdown', () => stop())
   const state = new ReportingState((head) => void rpc.note('head', head))
   const merged = (await loadMergeCursor(dir)) ?? 0
   const wal = walWriter(config, join(dir, 'wal'), state, logger)
@@ -194,6 +201,7 @@ export async function startWorker(
     })()
     return closing
   }
-  rpc.onNote('shutdown', () => void close())
+  stop = () => void close()
+  if (stopAsked) stop()
   return { url: address, stopped: stopped.promise, close }
 }
