@@ -41,11 +41,16 @@ import {
   type JetStreamManager,
   ReplayPolicy,
 } from '@nats-io/jetstream'
-import { createInbox, type Msg, type NatsConnection, nanos, type Subscription } from '@nats-io/transport-node'
+import { createInbox, type Msg, nanos, type Subscription } from '@nats-io/transport-node'
 import type { Config } from '../config/schema.ts'
+import { checkName, type NatsStreamOptions, natsStreamOptions, where } from '../connectors/nats/config.ts'
+import {
+  apiErrorCode,
+  type Connected,
+  ensureStream,
+  LazyNatsConnection,
+} from '../connectors/nats/connection.ts'
 import { spillwayError } from '../errors.ts'
-import { checkName, type NatsStreamOptions, natsStreamOptions, where } from '../sinks/nats/config.ts'
-import { apiErrorCode, connectNats, ensureStream, streamManager } from '../sinks/nats/connection.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { FetchedBatch, LogSource } from './source.ts'
 
@@ -104,9 +109,7 @@ interface Held {
   touchedAt: number
 }
 
-interface Connected {
-  readonly nc: NatsConnection
-  readonly jsm: JetStreamManager
+interface Kept {
   readonly inbox: string
   readonly subscription: Subscription
 }
@@ -116,9 +119,8 @@ export class NatsSource implements LogSource {
   readonly #options: NatsSourceOptions
   readonly #logger: Logger
   readonly #ackWaitMs: number
-  #connection: Promise<Connected> | null = null
+  readonly #connection: LazyNatsConnection<Kept>
   #consumerReady: Promise<ConsumerInfo> | null = null
-  #closed = false
   /** Delivered by the server, not handed out yet. */
   #buffer: Delivered[] = []
   /** Handed out by fetch, not committed yet, in fetch order. */
@@ -134,6 +136,33 @@ export class NatsSource implements LogSource {
     this.#options = options
     this.#logger = options.logger
     this.#ackWaitMs = options.ackWaitMs ?? ACK_WAIT_MS
+    this.#connection = new LazyNatsConnection({
+      options,
+      clientName: 'spillway-consume',
+      logger: this.#logger,
+      setup: (nc) => {
+        const inbox = createInbox()
+        const subscription = nc.subscribe(inbox, {
+          callback: (error, msg) => {
+            if (!error) this.#onMessage(msg)
+          },
+        })
+        void (async () => {
+          // A pull request does not survive the connection: the next fetch sends a new one.
+          for await (const status of nc.status()) {
+            if (status.type === 'disconnect' || status.type === 'reconnect') {
+              this.#request = null
+              this.#wakeUp()
+            }
+          }
+        })().catch(() => {})
+        return { inbox, subscription }
+      },
+      lost: () => {
+        this.#consumerReady = null
+      },
+      closedError: () => spillwayError('SPW_ERR_SINK_UNAVAILABLE', 'the NATS source is closed'),
+    })
   }
 
   get where(): string {
@@ -141,7 +170,7 @@ export class NatsSource implements LogSource {
   }
 
   async open(): Promise<void> {
-    this.#closed = false
+    this.#connection.open()
     await this.#ready()
     const info = await this.#consumerReady!
     this.#logger.info(
@@ -204,7 +233,7 @@ export class NatsSource implements LogSource {
     const index = this.#held.findIndex((h) => h.batch === batch)
     if (index === -1) throw new Error(`NatsSource.commit: ${batch.describe} was not fetched or is committed`)
     const done = this.#held.splice(0, index + 1)
-    const connected = await this.#connection?.catch(() => null)
+    const connected = await this.#connection.current()?.catch(() => null)
     if (!connected) {
       this.#logger.warn({ batch: batch.describe }, 'NatsAckFailed')
       return
@@ -226,13 +255,11 @@ export class NatsSource implements LogSource {
 
   /** Gives back (NAKs) every message not committed, so the next reader gets them at once. */
   async close(): Promise<void> {
-    this.#closed = true
     clearInterval(this.#keepAlive)
     this.#wakeUp()
-    const pending = this.#connection
-    this.#connection = null
+    const pending = this.#connection.close()
     this.#consumerReady = null
-    const connected = await pending?.catch(() => null)
+    const connected = await pending
     const replies = [...this.#held.flatMap((h) => h.replies), ...this.#buffer.map((m) => m.reply)]
     this.#held = []
     this.#buffer = []
@@ -249,7 +276,7 @@ export class NatsSource implements LogSource {
   }
 
   /** Sends one pull request; its messages and its end arrive in #onMessage. */
-  #pull(connected: Connected, batch: number, expiresMs: number): void {
+  #pull(connected: Connected<Kept>, batch: number, expiresMs: number): void {
     const { stream, consumer } = this.#options
     this.#request = { remaining: batch, deadline: performance.now() + expiresMs + REQUEST_GRACE_MS }
     this.#lastPending = -1
@@ -311,6 +338,7 @@ export class NatsSource implements LogSource {
     const buffered = this.#buffer.filter(due)
     if (held.length === 0 && buffered.length === 0) return
     void this.#connection
+      .current()
       ?.then(({ nc }) => {
         for (const h of held) {
           for (const reply of h.replies) nc.publish(reply, WORKING)
@@ -325,8 +353,8 @@ export class NatsSource implements LogSource {
   }
 
   /** The connection, once stream and consumer are there. */
-  async #ready(): Promise<Connected> {
-    const connected = await this.#connect()
+  async #ready(): Promise<Connected<Kept>> {
+    const connected = await this.#connection.get()
     if (!this.#consumerReady) {
       const pending = this.#ensureConsumer(connected.jsm)
       this.#consumerReady = pending
@@ -375,43 +403,6 @@ export class NatsSource implements LogSource {
       this.#logger.warn({ stream, consumer, filters, subject }, 'NatsConsumerFilterDiffers')
     }
     return info
-  }
-
-  #connect(): Promise<Connected> {
-    if (this.#closed)
-      return Promise.reject(spillwayError('SPW_ERR_SINK_UNAVAILABLE', 'the NATS source is closed'))
-    if (!this.#connection) {
-      const pending = (async () => {
-        const nc = await connectNats(this.#options, 'spillway-consume', this.#logger)
-        const inbox = createInbox()
-        const subscription = nc.subscribe(inbox, {
-          callback: (error, msg) => {
-            if (!error) this.#onMessage(msg)
-          },
-        })
-        void (async () => {
-          // A pull request does not survive the connection: the next fetch sends a new one.
-          for await (const status of nc.status()) {
-            if (status.type === 'disconnect' || status.type === 'reconnect') {
-              this.#request = null
-              this.#wakeUp()
-            }
-          }
-        })().catch(() => {})
-        nc.closed().then(() => {
-          if (this.#connection === pending) {
-            this.#connection = null
-            this.#consumerReady = null
-          }
-        })
-        return { nc, jsm: await streamManager(nc, this.#options), inbox, subscription }
-      })()
-      this.#connection = pending
-      pending.catch(() => {
-        if (this.#connection === pending) this.#connection = null
-      })
-    }
-    return this.#connection
   }
 }
 

@@ -17,7 +17,7 @@
  * remembered until a batch is delivered, so the next attempt (the same batch after a retry, or
  * the halves delivery cuts it into after a permanent refusal) publishes only the rest.
  *
- * Connection and stream (connection.ts): connected and checked in `open()`; a server that does
+ * Connection and stream (src/connectors/nats/connection.ts): connected and checked in `open()`; a server that does
  * not answer then is logged, not fatal — events are acknowledged into the WAL, the readiness
  * probe says why the sink is not ready, and the next write connects. A stream that cannot take
  * the subject fails the start (and readiness) with a configuration error. After a no-responders
@@ -27,17 +27,21 @@
  * Answers → verdicts: verdict.ts (a message the server refuses for its size is permanent;
  * everything else, silence included, retries).
  */
-import type { JetStreamManager } from '@nats-io/jetstream'
-import type { NatsConnection } from '@nats-io/transport-node'
 import { pino } from 'pino'
+import { where } from '../../connectors/nats/config.ts'
+import {
+  type Connected,
+  checkStream,
+  ensureStream,
+  LazyNatsConnection,
+} from '../../connectors/nats/connection.ts'
 import { payloadKeys } from '../../dedup/ndjson-keys.ts'
 import { isSpillwayError, spillwayError } from '../../errors.ts'
 import { dedupKeyOf } from '../../intake/event-id.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
-import { NATS_DEFAULTS, type NatsSinkOptions, where } from './config.ts'
-import { checkStream, connectNats, ensureStream, streamManager } from './connection.ts'
+import { NATS_DEFAULTS, type NatsSinkOptions } from './config.ts'
 import { JetStreamPublisher, type PublishItem } from './publisher.ts'
 import { isNoResponders, verdictFor } from './verdict.ts'
 
@@ -46,9 +50,7 @@ export const MAX_REMEMBERED_ACKS = 200_000
 
 const NEWLINE = 0x0a
 
-interface Connected {
-  readonly nc: NatsConnection
-  readonly jsm: JetStreamManager
+interface Kept {
   readonly publisher: JetStreamPublisher
   /** False between a disconnect and the reconnect: writes and pings fail at once meanwhile. */
   readonly link: { up: boolean }
@@ -62,9 +64,8 @@ export class NatsSink implements Sink {
   readonly #options: NatsSinkOptions
   readonly #logger: Logger
   readonly #window: number
-  #connection: Promise<Connected> | null = null
+  readonly #connection: LazyNatsConnection<Kept>
   #streamReady: Promise<void> | null = null
-  #closed = false
   /** Ids acked by attempts that were not delivered as a whole (see the header). */
   #acked = new Set<string>()
 
@@ -75,6 +76,30 @@ export class NatsSink implements Sink {
     this.#options = options
     this.#logger = options.logger ?? pino({ level: 'silent' })
     this.#window = Math.max(1, options.ackWindow ?? NATS_DEFAULTS.ackWindow)
+    this.#connection = new LazyNatsConnection({
+      options,
+      clientName: `spillway-${this.name}`,
+      logger: this.#logger.child({ sink: this.name }),
+      setup: (nc) => {
+        const publisher = new JetStreamPublisher(nc)
+        const link = { up: true }
+        // A write waiting for acks that cannot come any more fails now instead of at its timeout.
+        void (async () => {
+          for await (const status of nc.status()) {
+            if (status.type === 'disconnect') {
+              link.up = false
+              publisher.interrupt(`connection to ${this.where} lost`)
+            } else if (status.type === 'reconnect') link.up = true
+          }
+        })().catch(() => {})
+        nc.closed().then(() => publisher.interrupt(`connection to ${this.where} closed`))
+        return { publisher, link }
+      },
+      lost: () => {
+        this.#streamReady = null
+      },
+      closedError: () => spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is closed`),
+    })
   }
 
   /** The servers, without credentials. */
@@ -84,7 +109,7 @@ export class NatsSink implements Sink {
 
   /** Connects and checks the stream once: unreachable is logged, a stream that cannot serve fails. */
   async open(): Promise<void> {
-    this.#closed = false
+    this.#connection.open()
     try {
       await this.#ready()
     } catch (error) {
@@ -94,7 +119,7 @@ export class NatsSink implements Sink {
   }
 
   async write(batch: SinkBatch): Promise<Verdict> {
-    let connected: Connected
+    let connected: Connected<Kept>
     try {
       connected = await this.#ready()
       this.#checkLink(connected)
@@ -151,20 +176,18 @@ export class NatsSink implements Sink {
   }
 
   async close(): Promise<void> {
-    this.#closed = true
-    const pending = this.#connection
-    this.#connection = null
+    const pending = this.#connection.close()
     this.#streamReady = null
     this.#acked = new Set()
-    const connected = await pending?.catch(() => null)
+    const connected = await pending
     if (!connected) return
     connected.publisher.close()
     await connected.nc.close().catch(() => {})
   }
 
   /** The connection, once the stream is there (connecting and creating it on first use). */
-  async #ready(): Promise<Connected> {
-    const connected = await this.#connect()
+  async #ready(): Promise<Connected<Kept>> {
+    const connected = await this.#connection.get()
     if (!this.#streamReady) {
       const pending = (async () => {
         const { info, created } = await ensureStream(connected.jsm, this.#options)
@@ -192,45 +215,7 @@ export class NatsSink implements Sink {
     return connected
   }
 
-  #connect(): Promise<Connected> {
-    if (this.#closed)
-      return Promise.reject(spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is closed`))
-    if (!this.#connection) {
-      const pending = (async () => {
-        const nc = await connectNats(
-          this.#options,
-          `spillway-${this.name}`,
-          this.#logger.child({ sink: this.name }),
-        )
-        const publisher = new JetStreamPublisher(nc)
-        const link = { up: true }
-        // A write waiting for acks that cannot come any more fails now instead of at its timeout.
-        void (async () => {
-          for await (const status of nc.status()) {
-            if (status.type === 'disconnect') {
-              link.up = false
-              publisher.interrupt(`connection to ${this.where} lost`)
-            } else if (status.type === 'reconnect') link.up = true
-          }
-        })().catch(() => {})
-        nc.closed().then(() => {
-          publisher.interrupt(`connection to ${this.where} closed`)
-          if (this.#connection === pending) {
-            this.#connection = null
-            this.#streamReady = null
-          }
-        })
-        return { nc, jsm: await streamManager(nc, this.#options), publisher, link }
-      })()
-      this.#connection = pending
-      pending.catch(() => {
-        if (this.#connection === pending) this.#connection = null
-      })
-    }
-    return this.#connection
-  }
-
-  #checkLink(connected: Connected): void {
+  #checkLink(connected: Connected<Kept>): void {
     if (!connected.link.up) {
       throw spillwayError(
         'SPW_ERR_SINK_UNAVAILABLE',

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../../../src/config/load.ts'
+import { checkName, checkSubject, parseNatsUrl } from '../../../../src/connectors/nats/config.ts'
+import { subjectMatches } from '../../../../src/connectors/nats/connection.ts'
 import { encodeEvents } from '../../../../src/intake/serialize.ts'
-import { checkName, checkSubject, natsSinkOptions, parseNatsUrl } from '../../../../src/sinks/nats/config.ts'
-import { subjectMatches } from '../../../../src/sinks/nats/connection.ts'
+import { natsSinkOptions } from '../../../../src/sinks/nats/config.ts'
 import { itemsOf, msgIdOf } from '../../../../src/sinks/nats/sink.ts'
 import { event } from '../duckdb/fixtures/events.ts'
 

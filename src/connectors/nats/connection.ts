@@ -2,7 +2,8 @@
  * The NATS connection and the JetStream stream, shared by the `nats` sink and the NATS source of
  * `spillway consume`.
  *
- * Connection. One per sink or source, reconnecting forever (a restarted server or a leader
+ * Connection. One per sink or source (`LazyNatsConnection`: made on first use, made again on the
+ * next use after it closed or failed), reconnecting forever (a restarted server or a leader
  * election is an outage like any other: the WAL keeps the events meanwhile); the first connect
  * is not retried here — the caller tries again on its next write or fetch, so a server that is
  * down when Spillway starts is not fatal. Async stack traces are off: the client would otherwise
@@ -154,4 +155,75 @@ export function subjectMatches(filter: string, subject: string): boolean {
 /** JetStream's `err_code` of an API error, else undefined. */
 export function apiErrorCode(error: unknown): number | undefined {
   return error instanceof JetStreamApiError ? error.code : undefined
+}
+
+/** What the memo hands out: the connection, its JetStream manager, and what its user keeps beside them. */
+export type Connected<T> = T & { readonly nc: NatsConnection; readonly jsm: JetStreamManager }
+
+export interface LazyNatsConnectionOptions<T> {
+  readonly options: NatsStreamOptions
+  /** The client's name as the server shows it. */
+  readonly clientName: string
+  readonly logger: Logger
+  /** What the user keeps beside a new connection (a publisher, a subscription), made before the manager. */
+  readonly setup: (nc: NatsConnection) => T
+  /** A connection the memo handed out closed: whatever was checked on it must be checked again. */
+  readonly lost?: () => void
+  /** The rejection of `get` after `close`. */
+  readonly closedError: () => Error
+}
+
+/**
+ * One connection, made on first use and shared until it closes or its making fails; the next `get`
+ * then connects again. A closed memo refuses `get` until `open`.
+ */
+export class LazyNatsConnection<T extends object> {
+  readonly #options: LazyNatsConnectionOptions<T>
+  #pending: Promise<Connected<T>> | null = null
+  #closed = false
+
+  constructor(options: LazyNatsConnectionOptions<T>) {
+    this.#options = options
+  }
+
+  /** The connection, connecting when there is none. */
+  get(): Promise<Connected<T>> {
+    if (this.#closed) return Promise.reject(this.#options.closedError())
+    if (!this.#pending) {
+      const { options, clientName, logger, setup, lost } = this.#options
+      const pending = (async () => {
+        const nc = await connectNats(options, clientName, logger)
+        const kept = setup(nc)
+        nc.closed().then(() => {
+          if (this.#pending === pending) {
+            this.#pending = null
+            lost?.()
+          }
+        })
+        return { ...kept, nc, jsm: await streamManager(nc, options) }
+      })()
+      this.#pending = pending
+      pending.catch(() => {
+        if (this.#pending === pending) this.#pending = null
+      })
+    }
+    return this.#pending
+  }
+
+  /** The connection made or being made, without making one; null when there is none. */
+  current(): Promise<Connected<T>> | null {
+    return this.#pending
+  }
+
+  open(): void {
+    this.#closed = false
+  }
+
+  /** Refuses `get` from now on and forgets the connection; answers it (null: none) for the caller to close. */
+  close(): Promise<Connected<T> | null> {
+    this.#closed = true
+    const pending = this.#pending
+    this.#pending = null
+    return pending ? pending.catch(() => null) : Promise.resolve(null)
+  }
 }
