@@ -19,13 +19,29 @@
  * the event name is a literal made by `quoteString` (sinks/clickhouse/escape.ts, tested against
  * injection) and the bounds are integers. A name that is not well-formed UTF-16 (a lone
  * surrogate) cannot be stored in ClickHouse, so it matches nothing without a query.
+ *
+ * The dashboard's queries (ExploreBackend, bounds in explore.ts) count the same way: `topEvents`
+ * groups by name in the window, `series` one name by UTC bucket start and channel.
  */
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import { ClickHouseError } from '../sinks/clickhouse/client.ts'
 import { integerLiteral, quoteString } from '../sinks/clickhouse/escape.ts'
 import { MAX_DATETIME } from '../sinks/clickhouse/rows.ts'
 import type { ClickHouseTarget } from '../sinks/clickhouse/sink.ts'
-import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from './types.ts'
+import { boundedSeries, checkSeries, checkTopEvents, isoSeconds, MAX_SERIES_ROWS } from './explore.ts'
+import type {
+  Bucket,
+  ExploreBackend,
+  GroupBy,
+  MetricsQuery,
+  MetricsRow,
+  QueryBackend,
+  SeriesQuery,
+  SeriesRow,
+  TopEventsQuery,
+  TopEventsRow,
+  Totals,
+} from './types.ts'
 
 type Shape = 'totals' | GroupBy
 
@@ -48,7 +64,7 @@ export interface Bounds {
   readonly to?: number
 }
 
-export class ClickHouseQueryBackend implements QueryBackend {
+export class ClickHouseQueryBackend implements QueryBackend, ExploreBackend {
   readonly #source: ClickHouseTargetSource
   readonly #count: CountStrategy
   readonly #timeoutMs: number
@@ -82,16 +98,57 @@ export class ClickHouseQueryBackend implements QueryBackend {
     }))
   }
 
+  async topEvents(query: TopEventsQuery): Promise<TopEventsRow[]> {
+    checkTopEvents(query)
+    const range = checkRange(query)
+    if (!range) return []
+    const rows = await this.#send((options) => topSqlFor(options.table, range, query.limit, options))
+    return rows.map(([name, total, unique]) => ({
+      event_name: name,
+      total_events: Number(total),
+      unique_users: Number(unique),
+    }))
+  }
+
+  async series(query: SeriesQuery): Promise<SeriesRow[]> {
+    checkSeries(query)
+    const bounds = checkBounds(query)
+    if (!bounds) return []
+    // One row past the bound, so an answer that would be too large is seen (explore.ts).
+    const rows = await this.#send((options) =>
+      seriesSqlFor(query.bucket, options.table, bounds, MAX_SERIES_ROWS + 1, options),
+    )
+    return boundedSeries(
+      rows.map(([bucket, channel, total, unique]) => ({
+        time: isoSeconds(Number(bucket)),
+        channel,
+        total_events: Number(total),
+        unique_users: Number(unique),
+      })),
+      query,
+    )
+  }
+
   async close(): Promise<void> {}
 
-  async #run(shape: Shape, bounds: Bounds): Promise<string[][]> {
+  #run(shape: Shape, bounds: Bounds): Promise<string[][]> {
+    return this.#send((options) => sqlFor(shape, options.table, bounds, options))
+  }
+
+  async #send(
+    build: (options: { table: string; parameters: boolean; count: CountStrategy }) => {
+      sql: string
+      params: Record<string, string | number>
+    },
+  ): Promise<string[][]> {
     let target: ClickHouseTarget
     try {
       target = await this.#source.target()
     } catch (error) {
       throw failed(error)
     }
-    const statement = sqlFor(shape, target.table, bounds, {
+    const statement = build({
+      table: target.table,
       parameters: target.features.queryParameters,
       count: this.#count,
     })
@@ -151,11 +208,81 @@ export function sqlFor(
   return { sql: `${sql} FORMAT TabSeparated`, params }
 }
 
+/** The most frequent names in the window, most events first, then name. */
+export function topSqlFor(
+  table: string,
+  range: Omit<Bounds, 'name'>,
+  limit: number,
+  options: { parameters: boolean; count?: CountStrategy },
+): { sql: string; params: Record<string, string | number> } {
+  const { where, params } = conditions(range, options.parameters)
+  const final = options.count === 'final'
+  const filter = `FROM ${table}${final ? ' FINAL' : ''}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`
+  return {
+    sql: `SELECT event_name, ${counts(final)} ${filter} GROUP BY event_name ORDER BY total_events DESC, event_name LIMIT ${integerLiteral(limit)} FORMAT TabSeparated`,
+    params,
+  }
+}
+
+/** One name by UTC bucket start (Unix seconds) and channel, ascending. */
+export function seriesSqlFor(
+  bucket: Bucket,
+  table: string,
+  bounds: Bounds,
+  limit: number,
+  options: { parameters: boolean; count?: CountStrategy },
+): { sql: string; params: Record<string, string | number> } {
+  const { where, params } = conditions(bounds, options.parameters)
+  const final = options.count === 'final'
+  const start = { minute: 'toStartOfMinute', hour: 'toStartOfHour', day: 'toStartOfDay' }[bucket]
+  // Minutes too are cut in UTC: a zone with a half-hour offset would shift them otherwise.
+  return {
+    sql: `SELECT toUInt32(${start}(timestamp, 'UTC')) AS bucket, channel, ${counts(final)} FROM ${table}${final ? ' FINAL' : ''} WHERE ${where.join(' AND ')} GROUP BY bucket, channel ORDER BY bucket, channel LIMIT ${integerLiteral(limit)} FORMAT TabSeparated`,
+    params,
+  }
+}
+
+function counts(final: boolean): string {
+  return `${final ? 'count()' : 'uniqExact(tenant, event_id)'} AS total_events, uniqExact(user_id) AS unique_users`
+}
+
+/** WHERE terms of a name (when given) and bounds, as placeholders or literals. */
+function conditions(
+  bounds: Partial<Bounds>,
+  parameters: boolean,
+): { where: string[]; params: Record<string, string | number> } {
+  const params: Record<string, string | number> = {}
+  const value = (name: string, type: 'String' | 'UInt32', v: string | number) => {
+    if (parameters) {
+      params[name] = v
+      return `{${name}:${type}}`
+    }
+    return typeof v === 'string' ? quoteString(v) : integerLiteral(v)
+  }
+  const where: string[] = []
+  if (bounds.name !== undefined) where.push(`event_name = ${value('name', 'String', bounds.name)}`)
+  if (bounds.from !== undefined)
+    where.push(`timestamp >= toDateTime(${value('from', 'UInt32', bounds.from)})`)
+  if (bounds.to !== undefined) where.push(`timestamp <= toDateTime(${value('to', 'UInt32', bounds.to)})`)
+  return { where, params }
+}
+
+/** The bounds of a query without a name, clamped as checkBounds does; null when nothing can match. */
+export function checkRange(query: {
+  readonly from?: number
+  readonly to?: number
+}): Omit<Bounds, 'name'> | null {
+  const bounds = checkBounds({ event_name: '', ...query })
+  if (!bounds) return null
+  const { name: _, ...range } = bounds
+  return range
+}
+
 /**
  * The query's name and bounds, bounds clamped to what a DateTime holds; null when nothing can
  * match (a range outside 1970…2106, or a name ClickHouse cannot hold).
  */
-export function checkBounds(query: MetricsQuery): Bounds | null {
+export function checkBounds(query: MetricsQuery | SeriesQuery): Bounds | null {
   if (typeof query.event_name !== 'string') throw invalid('event_name must be a string')
   for (const name of ['from', 'to'] as const) {
     const v = query[name]
@@ -173,10 +300,7 @@ export function checkBounds(query: MetricsQuery): Bounds | null {
   }
 }
 
-/** Unix seconds → `2024-08-12T15:00:00Z`. */
-export function isoSeconds(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
-}
+export { isoSeconds }
 
 /** TabSeparated text → rows of unescaped fields. */
 export function parseTsv(text: string): string[][] {

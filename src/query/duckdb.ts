@@ -16,13 +16,44 @@
  * (`count(*)`, `count(DISTINCT user_id)`); hour/day groups are the UTC start of the bucket as
  * `2024-08-12T15:00:00Z`, ascending; channel groups are ordered by `total_events` descending,
  * then channel name ascending (the busiest channel first, as in the reference API's example).
+ *
+ * The dashboard's queries (ExploreBackend, bounds in explore.ts) run the same way on the same
+ * connection, under the same timeout and queue: `topEvents` groups every name in the window
+ * (most events first, then name), `series` one name by `date_trunc` bucket and channel.
  */
 import { type DuckDBConnection, type DuckDBPreparedStatement, DuckDBTimestampValue } from '@duckdb/node-api'
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { DuckDbConnector } from '../sinks/duckdb/database.ts'
-import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from './types.ts'
+import { boundedSeries, checkSeries, checkTopEvents, MAX_SERIES_ROWS } from './explore.ts'
+import type {
+  Bucket,
+  ExploreBackend,
+  GroupBy,
+  MetricsQuery,
+  MetricsRow,
+  QueryBackend,
+  SeriesQuery,
+  SeriesRow,
+  TopEventsQuery,
+  TopEventsRow,
+  Totals,
+} from './types.ts'
 
 type Shape = 'totals' | GroupBy
+
+interface Params {
+  readonly name?: string
+  readonly from?: DuckDBTimestampValue
+  readonly to?: DuckDBTimestampValue
+}
+
+/** One query: which SQL (shape, and whether it is a series), its values and its row limit. */
+interface Plan {
+  readonly shape: Shape | 'top' | Bucket
+  readonly series?: boolean
+  readonly params: Params
+  readonly limit?: number
+}
 
 /** ±9e12 s is beyond year 285,000 and inside DuckDB's TIMESTAMP range (±9.2e18 µs). */
 const MAX_SECONDS = 9_000_000_000_000
@@ -36,7 +67,7 @@ export interface DuckDbQueryOptions {
   readonly queueSize?: number
 }
 
-export class DuckDbQueryBackend implements QueryBackend {
+export class DuckDbQueryBackend implements QueryBackend, ExploreBackend {
   readonly #source: DuckDbConnector
   #connection: Promise<DuckDBConnection> | null = null
   readonly #statements = new Map<string, DuckDBPreparedStatement>()
@@ -60,10 +91,13 @@ export class DuckDbQueryBackend implements QueryBackend {
   }
 
   totals(query: MetricsQuery): Promise<Totals> {
-    return this.#run(query, 'totals', (rows) => {
-      const [total, unique] = rows[0] ?? [0n, 0n]
-      return { total_events: Number(total), unique_users: Number(unique) }
-    })
+    return this.#run(
+      () => ({ shape: 'totals', params: bounds(query) }),
+      (rows) => {
+        const [total, unique] = rows[0] ?? [0n, 0n]
+        return { total_events: Number(total), unique_users: Number(unique) }
+      },
+    )
   }
 
   groups(query: MetricsQuery & { readonly group_by: GroupBy }): Promise<MetricsRow[]> {
@@ -73,12 +107,14 @@ export class DuckDbQueryBackend implements QueryBackend {
         invalid(`group_by must be one of channel, hour, day, got "${String(shape).slice(0, 40)}"`),
       )
     }
-    return this.#run(query, shape, (rows) =>
-      rows.map(([group, total, unique]) => ({
-        group: String(group),
-        total_events: Number(total),
-        unique_users: Number(unique),
-      })),
+    return this.#run(
+      () => ({ shape, params: bounds(query) }),
+      (rows) =>
+        rows.map(([group, total, unique]) => ({
+          group: String(group),
+          total_events: Number(total),
+          unique_users: Number(unique),
+        })),
     )
   }
 
@@ -90,10 +126,47 @@ export class DuckDbQueryBackend implements QueryBackend {
     })
   }
 
-  #run<T>(query: MetricsQuery, shape: Shape, read: (rows: unknown[][]) => T): Promise<T> {
-    let params: { name: string; from?: DuckDBTimestampValue; to?: DuckDBTimestampValue }
+  topEvents(query: TopEventsQuery): Promise<TopEventsRow[]> {
+    return this.#run(
+      () => {
+        checkTopEvents(query)
+        const params = range(query)
+        return { shape: 'top', params, limit: query.limit }
+      },
+      (rows) =>
+        rows.map(([name, total, unique]) => ({
+          event_name: String(name),
+          total_events: Number(total),
+          unique_users: Number(unique),
+        })),
+    )
+  }
+
+  series(query: SeriesQuery): Promise<SeriesRow[]> {
+    return this.#run(
+      () => {
+        checkSeries(query)
+        // One row past the bound, so an answer that would be too large is seen (explore.ts).
+        return { shape: query.bucket, series: true, params: bounds(query), limit: MAX_SERIES_ROWS + 1 }
+      },
+      (rows) =>
+        boundedSeries(
+          rows.map(([time, channel, total, unique]) => ({
+            time: String(time),
+            channel: String(channel),
+            total_events: Number(total),
+            unique_users: Number(unique),
+          })),
+          query,
+        ),
+    )
+  }
+
+  /** `plan` checks the query and says what to run (its throw is the query's refusal). */
+  #run<T>(plan: () => Plan, read: (rows: unknown[][]) => T): Promise<T> {
+    let params: Plan
     try {
-      params = bounds(query)
+      params = plan()
     } catch (error) {
       return Promise.reject(error)
     }
@@ -128,7 +201,7 @@ export class DuckDbQueryBackend implements QueryBackend {
       if (state === 'done') return
       state = 'running'
       try {
-        const rows = await this.#query(shape, params)
+        const rows = await this.#query(params)
         if (state === 'running') resolve(read(rows))
       } catch (error) {
         if (state === 'running') reject(error)
@@ -139,17 +212,16 @@ export class DuckDbQueryBackend implements QueryBackend {
     return promise
   }
 
-  async #query(
-    shape: Shape,
-    params: { name: string; from?: DuckDBTimestampValue; to?: DuckDBTimestampValue },
-  ): Promise<unknown[][]> {
+  async #query(plan: Plan): Promise<unknown[][]> {
     if (this.#closed) throw spillwayError('SPW_ERR_QUERY_FAILED', 'the DuckDB query backend is closed')
+    const { params } = plan
     try {
-      const statement = await this.#statement(shape, params.from !== undefined, params.to !== undefined)
+      const statement = await this.#statement(plan)
       let index = 1
-      statement.bindVarchar(index++, params.name)
+      if (params.name !== undefined) statement.bindVarchar(index++, params.name)
       if (params.from) statement.bindTimestamp(index++, params.from)
       if (params.to) statement.bindTimestamp(index++, params.to)
+      if (plan.limit !== undefined) statement.bindBigInt(index++, BigInt(plan.limit))
       const reader = await statement.runAndReadAll()
       return reader.getRows() as unknown[][]
     } catch (error) {
@@ -162,8 +234,10 @@ export class DuckDbQueryBackend implements QueryBackend {
     }
   }
 
-  async #statement(shape: Shape, from: boolean, to: boolean): Promise<DuckDBPreparedStatement> {
-    const key = `${shape}:${from ? 'f' : ''}${to ? 't' : ''}`
+  async #statement(plan: Plan): Promise<DuckDBPreparedStatement> {
+    const from = plan.params.from !== undefined
+    const to = plan.params.to !== undefined
+    const key = `${plan.series ? 'series:' : ''}${plan.shape}:${from ? 'f' : ''}${to ? 't' : ''}`
     let statement = this.#statements.get(key)
     if (!statement) {
       this.#connection ??= this.#source.connect()
@@ -175,7 +249,13 @@ export class DuckDbQueryBackend implements QueryBackend {
         throw error
       }
       this.#live = connection
-      statement = await connection.prepare(sqlFor(shape, from, to))
+      const sql =
+        plan.shape === 'top'
+          ? topSql(from, to)
+          : plan.series
+            ? seriesSql(plan.shape as Bucket, from, to)
+            : sqlFor(plan.shape as Shape, from, to)
+      statement = await connection.prepare(sql)
       this.#statements.set(key, statement)
     }
     return statement
@@ -218,7 +298,36 @@ export function sqlFor(shape: Shape, from: boolean, to: boolean): string {
   }
 }
 
-function bounds(query: MetricsQuery): {
+/** topEvents: parameters are the lower and upper bound if present, then the limit. */
+export function topSql(from: boolean, to: boolean): string {
+  const where: string[] = []
+  let n = 1
+  if (from) where.push(`"timestamp" >= $${n++}`)
+  if (to) where.push(`"timestamp" <= $${n++}`)
+  const filter = `FROM events${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`
+  return `SELECT event_name, ${COUNTS} ${filter} GROUP BY event_name ORDER BY total_events DESC, event_name LIMIT $${n}`
+}
+
+/** series: parameters are $1 event_name, the bounds if present, then the row limit. */
+export function seriesSql(bucket: Bucket, from: boolean, to: boolean): string {
+  const where = ['event_name = $1']
+  let n = 2
+  if (from) where.push(`"timestamp" >= $${n++}`)
+  if (to) where.push(`"timestamp" <= $${n++}`)
+  return `SELECT strftime(bucket, '%Y-%m-%dT%H:%M:%SZ') AS "time", channel, total_events, unique_users FROM (
+  SELECT date_trunc('${bucket}', "timestamp") AS bucket, channel, ${COUNTS} FROM events WHERE ${where.join(' AND ')} GROUP BY bucket, channel
+) ORDER BY bucket, channel LIMIT $${n}`
+}
+
+/** The bounds of a topEvents query as DuckDB timestamps (no name). */
+function range(query: { readonly from?: number; readonly to?: number }): Params {
+  return {
+    ...(query.from !== undefined && { from: timestamp('from', query.from) }),
+    ...(query.to !== undefined && { to: timestamp('to', query.to) }),
+  }
+}
+
+function bounds(query: MetricsQuery | SeriesQuery): {
   name: string
   from?: DuckDBTimestampValue
   to?: DuckDBTimestampValue

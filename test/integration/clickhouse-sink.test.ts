@@ -9,9 +9,11 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, type TestContext, test } from 'node:test'
+import { isSpillwayError } from '../../src/errors.ts'
 import { encodeEvents } from '../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../src/intake/types.ts'
 import { ClickHouseQueryBackend } from '../../src/query/clickhouse.ts'
+import { MAX_SERIES_BUCKETS } from '../../src/query/explore.ts'
 import { ClickHouseClient } from '../../src/sinks/clickhouse/client.ts'
 import { quoteIdentifier, quoteString } from '../../src/sinks/clickhouse/escape.ts'
 import { ClickHouseSink } from '../../src/sinks/clickhouse/sink.ts'
@@ -23,6 +25,7 @@ import {
   startClickHouse,
   uniqueDatabase,
 } from '../helpers/clickhouse.ts'
+import { assertExploreContract } from '../helpers/explore-contract.ts'
 import {
   EXPECTED_GROUPS,
   EXPECTED_RANGES,
@@ -324,4 +327,39 @@ test('no server, a wrong password: retry, and readiness says why', async (t) => 
   const client = new ClickHouseClient({ url: clickhouse.url.replace('//', '//default:wrong@') })
   t.after(() => client.close())
   await assert.rejects(client.query('SELECT 1'), /HTTP 401/)
+})
+
+test('explore: topEvents and series answer the contract with copies present, in both count strategies', async (t) => {
+  const { sink, table } = await openSink(t)
+  await clickhouse.query(`SYSTEM STOP MERGES ${table}`)
+  const signups = signupEvents()
+  const others = otherEvents()
+  await sink.write(batchOf([...signups.slice(0, 5), others[0]], 0, 10))
+  await sink.write(batchOf([...signups.slice(5), ...others.slice(1)], 10, 20))
+  await sink.write(batchOf([...signups, ...others], 0, 20)) // every event re-delivered once
+  await assertExploreContract(new ClickHouseQueryBackend(sink))
+  await clickhouse.query(`SYSTEM START MERGES ${table}`)
+  await clickhouse.query(`OPTIMIZE TABLE ${table} FINAL`)
+  await assertExploreContract(new ClickHouseQueryBackend(sink, { count: 'final' }))
+})
+
+test('explore: an open-ended minute series past the bucket bound is refused; hours of it answer', async (t) => {
+  const { sink } = await openSink(t)
+  const minutes = Array.from({ length: MAX_SERIES_BUCKETS + 1 }, (_, i) =>
+    event(`m-${i}`, { event_name: 'every_minute', timestamp: 1_723_420_800 + i * 60 }),
+  )
+  await sink.write(batchOf(minutes))
+  const query = new ClickHouseQueryBackend(sink)
+  await assert.rejects(query.series({ event_name: 'every_minute', bucket: 'minute' }), (e) => {
+    assert.ok(isSpillwayError(e, 'SPW_ERR_QUERY_INVALID'))
+    assert.match((e as Error).message, /more than 10000 minute buckets; give from and to/)
+    return true
+  })
+  const hours = await query.series({ event_name: 'every_minute', bucket: 'hour' })
+  assert.equal(hours.length, Math.ceil((MAX_SERIES_BUCKETS + 1) / 60))
+  assert.equal(hours[0].time, '2024-08-12T00:00:00Z')
+  assert.equal(
+    hours.reduce((sum, row) => sum + row.total_events, 0),
+    MAX_SERIES_BUCKETS + 1,
+  )
 })

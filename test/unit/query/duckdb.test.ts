@@ -5,8 +5,10 @@ import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { isSpillwayError } from '../../../src/errors.ts'
 import { DuckDbQueryBackend } from '../../../src/query/duckdb.ts'
+import { MAX_SERIES_BUCKETS } from '../../../src/query/explore.ts'
 import { openDuckDb } from '../../../src/sinks/duckdb/database.ts'
 import { DuckDbSink } from '../../../src/sinks/duckdb/sink.ts'
+import { assertExploreContract } from '../../helpers/explore-contract.ts'
 import {
   DAY,
   EXPECTED_GROUPS,
@@ -157,4 +159,54 @@ test('a backend on an openDuckDb handle reads what the sink of the same file wro
   })
   await sink.write({ events: [event('a'), event('b', { user_id: 'u2' })], from: 0, to: 2 })
   assert.deepEqual(await query.totals({ event_name: 'product_view' }), { total_events: 2, unique_users: 2 })
+})
+
+test('explore: topEvents and series answer the contract, and a replayed batch is not counted again', async (t) => {
+  const { sink, query } = await setUp(t)
+  // A restart replays the second batch (the cursor was not committed past it): the anti-join drops it.
+  await sink.close()
+  await sink.open()
+  await sink.write({ events: [...signupEvents().slice(5), ...otherEvents().slice(1)], from: 10, to: 20 })
+  await assertExploreContract(query)
+})
+
+test('explore: an open-ended series with more buckets than the bound is refused, naming from and to', async (t) => {
+  const { sink, query } = await setUp(t)
+  const minutes = Array.from({ length: MAX_SERIES_BUCKETS + 1 }, (_, i) =>
+    event(`m-${i}`, { event_name: 'every_minute', timestamp: DAY + i * 60 }),
+  )
+  await sink.write({ events: minutes, from: 20, to: 30 })
+  await assert.rejects(query.series({ event_name: 'every_minute', bucket: 'minute' }), (e) => {
+    assert.ok(isSpillwayError(e, 'SPW_ERR_QUERY_INVALID'))
+    assert.match((e as Error).message, /more than 10000 minute buckets; give from and to/)
+    return true
+  })
+  const hours = await query.series({ event_name: 'every_minute', bucket: 'hour' })
+  assert.equal(hours.length, Math.ceil((MAX_SERIES_BUCKETS + 1) / 60))
+  assert.equal(
+    hours.reduce((sum, row) => sum + row.total_events, 0),
+    MAX_SERIES_BUCKETS + 1,
+  )
+})
+
+test('explore queries share the bounds of GET /metrics: past queryQueueSize they are refused at once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'spillway-query-'))
+  const sink = new DuckDbSink({ path: join(dir, 'db.duckdb') })
+  const query = new DuckDbQueryBackend(sink, { queueSize: 0 })
+  t.after(async () => {
+    await query.close()
+    await sink.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+  await sink.open()
+  const answers = await Promise.allSettled([
+    query.topEvents({ limit: 5 }),
+    query.series({ event_name: 'x', bucket: 'day' }),
+    query.topEvents({ limit: 5 }),
+  ])
+  assert.equal(answers[0].status, 'fulfilled')
+  const refused = answers.filter((a) => a.status === 'rejected')
+  assert.ok(refused.length >= 1, 'a query beyond the queue is refused')
+  for (const a of refused)
+    assert.ok(isSpillwayError((a as PromiseRejectedResult).reason, 'SPW_ERR_QUERY_BUSY'))
 })
