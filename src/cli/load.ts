@@ -11,7 +11,9 @@ import { runLoad } from '../loadgen/runner.ts'
 import { describePlan, formatProgress, formatSummary } from '../loadgen/summary.ts'
 import { EXIT_THRESHOLDS_FAILED } from '../loadgen/thresholds.ts'
 
-export const LOAD_USAGE = `usage: spillway load [--url ${DEFAULT_URL}] [model] [payload] [output]
+export const LOAD_USAGE = `usage: spillway load --url URL [model] [payload] [output]
+
+--url is required: the endpoint's base URL, e.g. ${DEFAULT_URL} (spillway serve's default)
 
 open model (arrivals on a schedule, latency from each request's due time):
   --rate N [--duration 30s]          N requests/s
@@ -47,6 +49,12 @@ export async function loadCommand(
   if (flags['help']) {
     process.stdout.write(`${LOAD_USAGE}\n`)
     return 0
+  }
+  // No default target: a bare `spillway load` once ran 30 s against whatever listened on :8080.
+  if (flags['url'] === undefined || flags['url'] === 'true') {
+    throw Object.assign(new Error(`--url is required (the endpoint to load)\n\n${LOAD_USAGE}`), {
+      usage: true,
+    })
   }
   const plan = planFromFlags(flags, lists)
   const seed = flags['seed'] !== undefined ? Number(flags['seed']) : undefined

@@ -17,7 +17,7 @@ import { CONFIG_ENV, EXIT_SHARD_BUSY, SHARD_ENV, startCluster } from '../cluster
 import { existingShards, shardDir, startWorker } from '../cluster/worker.ts'
 import { maxRecordBytes, workersOf } from '../config/derived.ts'
 import { loadConfig } from '../config/load.ts'
-import type { Config } from '../config/schema.ts'
+import type { Config, OptionSpec } from '../config/schema.ts'
 import { OPTIONS } from '../config/schema.ts'
 import { startConsumer } from '../consume/consumer.ts'
 import { createLogSource } from '../consume/sources.ts'
@@ -39,6 +39,15 @@ import {
   replayExitCode,
 } from './dlq.ts'
 import { loadCommand } from './load.ts'
+
+/** An option's bounds as the schema enforces them (` [≥ 65536]`, ` [0–65535]`); '' without any. */
+function boundsOf(option: OptionSpec): string {
+  const { min, max } = option
+  if (min !== undefined && max !== undefined) return ` [${min}–${max}]`
+  if (min !== undefined) return ` [≥ ${min}]`
+  if (max !== undefined) return ` [≤ ${max}]`
+  return ''
+}
 
 const USAGE = `usage: spillway <command> [options]
 
@@ -69,7 +78,7 @@ commands:
 
 options (each also from its env name, or a config file given by --config / SPILLWAY_CONFIG):
 ${Object.values(OPTIONS)
-  .map((o) => `  --${o.flag.padEnd(28)} ${o.env.join(', ').padEnd(34)} ${o.doc}`)
+  .map((o) => `  --${o.flag.padEnd(28)} ${o.env.join(', ').padEnd(34)} ${o.doc}${boundsOf(o)}`)
   .join('\n')}
 `
 
