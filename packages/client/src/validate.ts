@@ -2,18 +2,31 @@
  * The server's event rules, checked before an event is queued, so a mistake fails at the
  * `track()` call that made it instead of minutes later in a callback. This is a browser-safe twin
  * of the server's `src/intake/validate.ts` (which needs node:crypto and Buffer): same fields, same
- * limits, same order of checks and the same messages. test/unit/client/validate-agrees.test.ts
- * runs both on the same generated events and fails when they disagree.
+ * limits, same order of checks and the same messages. The fields, limits, channels and the
+ * ISO-8601 parser come from `event-fields.ts`, a copy of the server's field table
+ * (src/event/fields.ts) that test/unit/event/client-copy.test.ts keeps identical;
+ * test/unit/client/validate-agrees.test.ts runs both validators on the same generated events and
+ * fails when they disagree.
  *
  * Where the client differs, it is because it holds live JavaScript values, not parsed JSON:
  * - a key whose value is `undefined` is absent (JSON.stringify drops it), at the top level too;
- * - `timestamp` may also be an ISO-8601 string with a zone (`2026-12-04T10:00:00Z`, `…+02:00`):
- *   it is sent as Unix seconds (fractions dropped), which every server version accepts;
+ * - an ISO-8601 `timestamp` (`2026-12-04T10:00:00Z`, `…+02:00`), which the server takes too, is
+ *   sent as Unix seconds (fractions dropped, as the server does), which every server version accepts;
  * - `sent_at` is the client's to stamp at send time, so an event may not carry one.
  */
+import {
+  CHANNEL_LIST,
+  CHANNELS,
+  type Channel,
+  INPUT_FIELD_LIST,
+  INPUT_FIELDS,
+  isoTimestampError,
+  MAX_EVENT_ID_LENGTH,
+  MAX_METADATA_KEYS,
+  parseIsoTimestamp,
+} from './event-fields.ts'
 
-export const CHANNELS = ['web', 'mobile', 'api', 'email', 'push'] as const
-export type Channel = (typeof CHANNELS)[number]
+export { CHANNELS, type Channel, MAX_EVENT_ID_LENGTH, MAX_METADATA_KEYS }
 
 /** The event `track()` takes. `timestamp` defaults to now when absent. */
 export interface TrackEvent {
@@ -46,10 +59,6 @@ export const DEFAULT_LIMITS: EventLimits = Object.freeze({
   clockSkewSeconds: 300,
 })
 
-export const MAX_EVENT_ID_LENGTH = 128
-/** Object keys in all of one event's metadata. */
-export const MAX_METADATA_KEYS = 1000
-
 /** A valid event as it is queued: its id, its JSON line (without `sent_at`) and that line's UTF-8 bytes. */
 export interface PreparedEvent {
   readonly id: string
@@ -61,14 +70,11 @@ export type Verdict =
   | { readonly ok: true; readonly event: PreparedEvent }
   | { readonly ok: false; readonly error: string }
 
-const KNOWN_FIELDS = 'event_id, event_name, channel, campaign_id, user_id, timestamp, sent_at, tags, metadata'
-const CHANNEL_LIST = CHANNELS.join(', ')
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(INPUT_FIELDS)
 const SECONDS_CEILING = 1e11
 const MAX_SHOWN = 40
 /** What the server's stored form has beyond the line: `,"received_at":` and 13 digits. */
 const RECEIVED_AT_BYTES = 28
-const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?([Zz]|[+-]\d{2}(?::?\d{2})?)$/
 
 /**
  * Checks one event as the server would and prepares its line. `newId` is called only when the
@@ -86,21 +92,11 @@ export function prepareEvent(
   const raw = input as Record<string, unknown>
   for (const key of Object.keys(raw)) {
     if (raw[key] === undefined) continue
-    switch (key) {
-      case 'event_id':
-      case 'event_name':
-      case 'channel':
-      case 'campaign_id':
-      case 'user_id':
-      case 'timestamp':
-      case 'tags':
-      case 'metadata':
-        continue
-      case 'sent_at':
-        return invalid('sent_at is stamped by the client when it sends the event; leave it out')
-      default:
-        return invalid(`unknown field ${quote(key)}; the fields are ${KNOWN_FIELDS}`)
+    if (key === 'sent_at') {
+      return invalid('sent_at is stamped by the client when it sends the event; leave it out')
     }
+    if (!KNOWN_FIELDS.has(key))
+      return invalid(`unknown field ${quote(key)}; the fields are ${INPUT_FIELD_LIST}`)
   }
   const maxLength = limits.maxStringLength
   let error: string | undefined
@@ -138,16 +134,16 @@ export function prepareEvent(
 
   const nowSeconds = Math.round(nowMs / 1000)
   let timestamp = raw.timestamp
+  let iso = false
   if (timestamp == null) {
     timestamp = Math.floor(nowMs / 1000)
   } else if (typeof timestamp === 'string') {
-    const seconds = isoSeconds(timestamp)
-    if (seconds === undefined) {
-      return invalid(
-        `timestamp must be an integer of Unix seconds or an ISO-8601 string with a zone, got ${describeValue(timestamp)}`,
-      )
+    const seconds = parseIsoTimestamp(timestamp)
+    if (typeof seconds === 'string') {
+      return invalid(isoTimestampError('timestamp', seconds, timestamp, quote(timestamp)))
     }
     timestamp = seconds
+    iso = true
   }
   if (!Number.isInteger(timestamp)) {
     return invalid(`timestamp must be an integer of Unix seconds, got ${describeValue(timestamp)}`)
@@ -157,7 +153,8 @@ export function prepareEvent(
     return invalid(`timestamp must be a positive integer of Unix seconds, got ${timestamp}`)
   }
   if ((timestamp as number) > latest) {
-    const unit = unitOf(timestamp as number, latest)
+    // A date string far ahead is just far ahead, never a finer unit (as the server says).
+    const unit = iso ? '' : unitOf(timestamp as number, latest)
     if (unit !== '')
       return invalid(`timestamp must be Unix seconds, got ${timestamp}, which looks like ${unit}`)
     return invalid(
@@ -212,26 +209,6 @@ export function prepareEvent(
     return invalid(`event is larger than ${limits.maxEventBytes} bytes (got ${storedBytes})`)
   }
   return { ok: true, event: { id, line, bytes } }
-}
-
-/** Unix seconds of an ISO-8601 date-time with a zone, or undefined when it is not one. */
-export function isoSeconds(text: string): number | undefined {
-  const match = ISO_8601.exec(text)
-  if (match === null) return undefined
-  const [, , month, day, hour, minute, second] = match
-  if (
-    +month < 1 ||
-    +month > 12 ||
-    +day < 1 ||
-    +day > 31 ||
-    +hour > 23 ||
-    +minute > 59 ||
-    +(second ?? 0) > 59
-  ) {
-    return undefined
-  }
-  const ms = Date.parse(text.replace(' ', 'T').replace(',', '.'))
-  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined
 }
 
 /** UTF-8 bytes of a string, without encoding it (lone surrogates count as U+FFFD's 3 bytes). */

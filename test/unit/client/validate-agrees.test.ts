@@ -42,6 +42,37 @@ const key = fc.oneof(
 )
 const metadataValue = fc.jsonValue({ maxDepth: 5 }).map((v) => (serverChecksUnsafe ? v : safeIntegers(v)))
 
+/** ISO-8601 strings around now, well and badly formed (issue 17: both sides parse them alike). */
+const isoTimestamp = fc
+  .tuple(
+    fc.integer({ min: NOW - 1e6, max: NOW + 400 }),
+    fc.constantFrom('Z', 'z', '+02:00', '-0530', '+01', '', '+24:00'),
+    fc.constantFrom('', '.123', ',5', '.999999'),
+    fc.constantFrom('T', ' ', 't'),
+  )
+  .map(([seconds, zone, fraction, separator]) => {
+    const offset = zone === 'Z' || zone === 'z' || zone === '' || zone === '+24:00' ? 0 : zoneSeconds(zone)
+    const iso = new Date((seconds + offset) * 1000).toISOString().slice(0, 19).replace('T', separator)
+    return iso + fraction + zone
+  })
+const brokenIso = fc.constantFrom(
+  '2024-02-30T10:00:00Z',
+  '2024-13-01T00:00:00Z',
+  '2024-08-12T24:00:00Z',
+  '1969-12-31T23:59:59Z',
+  '1970-01-01T00:00:00Z',
+  '9999-12-31T23:59:59Z',
+  '2024-08-12',
+  'yesterday',
+  String(NOW),
+)
+
+function zoneSeconds(zone: string): number {
+  const sign = zone[0] === '-' ? -1 : 1
+  const digits = zone.slice(1).replace(':', '')
+  return sign * (Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || 0) * 60)
+}
+
 const eventLike = fc.record(
   {
     event_id: maybe(fc.oneof(fc.string({ minLength: 1, maxLength: 130 }), text)),
@@ -54,6 +85,8 @@ const eventLike = fc.record(
       { weight: 1, arbitrary: fc.integer({ min: -10, max: NOW + 400 }) },
       { weight: 1, arbitrary: fc.constantFrom(NOW * 1000, NOW * 1e6, 1.5, NOW + 301, NOW + 300, 0) },
       { weight: 1, arbitrary: fc.jsonValue().filter((v) => v !== null && typeof v !== 'string') },
+      { weight: 4, arbitrary: isoTimestamp },
+      { weight: 1, arbitrary: brokenIso },
     ),
     tags: maybe(fc.array(text, { maxLength: 6 })),
     metadata: maybe(fc.dictionary(key, metadataValue, { maxKeys: 6 })),
@@ -145,13 +178,21 @@ describe('rules of the client alone', () => {
     assert.equal(at('2024-08-12T10:12:32-0500'), NOW - 60)
   })
 
-  test('a timestamp string without a zone, or not a date, names the field and both forms', () => {
-    for (const timestamp of ['2024-08-12T15:12:32', '2024-13-12T15:12:32Z', 'yesterday', '1723475552']) {
+  test('a timestamp string that is not a date names the field and both forms; a date without a zone or that does not exist says so', () => {
+    for (const timestamp of ['yesterday', '1723475552']) {
       assert.deepEqual(prepare({ ...valid(), timestamp }), {
         ok: false,
         error: `timestamp must be an integer of Unix seconds or an ISO-8601 string with a zone, got ${JSON.stringify(timestamp)}`,
       })
     }
+    assert.deepEqual(prepare({ ...valid(), timestamp: '2024-08-12T15:12:32' }), {
+      ok: false,
+      error: 'timestamp has no time zone, got "2024-08-12T15:12:32"; add Z (UTC) or an offset such as +02:00',
+    })
+    assert.deepEqual(prepare({ ...valid(), timestamp: '2024-13-12T15:12:32Z' }), {
+      ok: false,
+      error: 'timestamp is not a real date, got "2024-13-12T15:12:32Z": there is no month 13',
+    })
   })
 
   test('an absent timestamp is now; undefined fields are absent, as JSON would have them', () => {
