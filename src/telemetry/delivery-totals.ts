@@ -12,7 +12,6 @@
  */
 
 import { addHistograms, type HistogramSnapshot } from './histogram.ts'
-import type { DeliveryStats } from '../delivery/loop.ts'
 
 export const SINK_COUNTERS = [
   'deliveredRows',
@@ -33,16 +32,33 @@ export type SinkTotals = { readonly [K in SinkCounter]: number } & {
   readonly batchLatencyMs: HistogramSnapshot
 }
 
+/**
+ * What telemetry reads of one sink's delivery loop: the loop's `stats()` (src/delivery/loop.ts)
+ * gives this and more. Declared here so telemetry imports nothing from the areas it observes.
+ */
+export type SinkReading = { readonly [K in SinkCounter]: number } & {
+  readonly sink: string
+  /** Index of the sink in the configured list; slot 0 is the first sink. */
+  readonly slot: number
+  readonly breaker: 'closed' | 'open' | 'half-open'
+  /** Keys in this sink's delivery-time dedup cache. */
+  readonly dedupCacheKeys: number
+  /** The shared L2 layer's state, null when no Redis is configured. */
+  readonly dedupL2: { readonly state: 'up' | 'down' | 'connecting'; readonly errors: number } | null
+  readonly batchRows: HistogramSnapshot
+  readonly batchLatencyMs: HistogramSnapshot
+}
+
 export class DeliveryTotals {
   #generation: number | undefined
   /** Per sink: what earlier threads counted (folded on restart). */
   readonly #base = new Map<string, SinkTotals>()
   /** Per sink: the latest reading of the current thread. */
   readonly #last = new Map<string, SinkTotals>()
-  #latest: readonly DeliveryStats[] = []
+  #latest: readonly SinkReading[] = []
 
   /** Takes one reading of the delivery thread `generation` (readings of a thread must be in order). */
-  update(generation: number, sinks: readonly DeliveryStats[]): void {
+  update(generation: number, sinks: readonly SinkReading[]): void {
     if (this.#generation !== undefined && generation !== this.#generation) {
       for (const sink of this.#last.keys()) this.#fold(sink)
     }
@@ -68,7 +84,7 @@ export class DeliveryTotals {
   }
 
   /** The latest reading as the thread gave it (for gauges: phase, breaker state). */
-  get latest(): readonly DeliveryStats[] {
+  get latest(): readonly SinkReading[] {
     return this.#latest
   }
 
@@ -81,7 +97,7 @@ export class DeliveryTotals {
   }
 }
 
-function totalsOf(stats: DeliveryStats): SinkTotals {
+function totalsOf(stats: SinkReading): SinkTotals {
   const counters = Object.fromEntries(SINK_COUNTERS.map((k) => [k, Number(stats[k] ?? 0)])) as {
     [K in SinkCounter]: number
   }
