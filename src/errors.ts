@@ -54,6 +54,9 @@ export const ERRORS = {
   SPW_ERR_ADMISSION_QUEUE_FULL: { status: 503, retryable: true },
   SPW_ERR_SERVER_NOT_READY: { status: 503, retryable: true },
   SPW_ERR_SERVER_SHUTTING_DOWN: { status: 503, retryable: true },
+  /** The operations port: a path it does not serve, a Prometheus render that failed. */
+  SPW_ERR_OPS_NOT_FOUND: { status: 404, retryable: false },
+  SPW_ERR_OPS_METRICS_FAILED: { status: 500, retryable: false },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

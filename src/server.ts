@@ -67,6 +67,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       port: config.metricsPort,
       metrics,
       logger,
+      // The dashboard's sources (README "Operations port"): /ready, sink details, event queries.
+      readiness: api.readiness,
+      sinkDetails: async () => (await delivery.stats()).sinks,
+      explore: delivery,
+      apiKeys: { inline: config.apiKeys, file: config.apiKeysFile },
     })
     await app.listen({ port: config.httpPort, host: config.host })
     address = listenAddress(app.server.address() as AddressInfo)
@@ -137,6 +142,8 @@ export interface Api {
   readonly ingestor: Ingestor
   readonly admission: Admission
   readonly metrics: ServerMetrics
+  /** What `/ready` answers (the operations port answers the same). */
+  readonly readiness: () => Promise<Readiness>
   /** Refuses new requests (503), then closes the listener once in-flight requests are answered. */
   close(): Promise<void>
 }
@@ -178,6 +185,21 @@ export async function openApi(options: ApiOptions): Promise<Api> {
   })
   ingestor = new Ingestor(wal, config, deadLetters, metrics)
   let open = true
+  const readiness = async (): Promise<Readiness> => {
+    if (!open) return { ok: false, error: 'shutting down' }
+    const walFailure = await walWriteFailure(wal)
+    if (walFailure) return { ok: false, error: walFailure.error, details: { wal: walFailure } }
+    const overload = admission.overload()
+    if (overload) {
+      const { bound, value, limit, retryAfterSeconds } = overload
+      return {
+        ok: false,
+        error: overload.message,
+        details: { admission: { bound, value, limit, retryAfterSeconds } },
+      }
+    }
+    return options.dependencies()
+  }
   const app = await buildApp({
     config,
     ingestor,
@@ -186,21 +208,7 @@ export async function openApi(options: ApiOptions): Promise<Api> {
     admission,
     metrics,
     ...(options.limiter && { limiter: options.limiter }),
-    readiness: async () => {
-      if (!open) return { ok: false, error: 'shutting down' }
-      const walFailure = await walWriteFailure(wal)
-      if (walFailure) return { ok: false, error: walFailure.error, details: { wal: walFailure } }
-      const overload = admission.overload()
-      if (overload) {
-        const { bound, value, limit, retryAfterSeconds } = overload
-        return {
-          ok: false,
-          error: overload.message,
-          details: { admission: { bound, value, limit, retryAfterSeconds } },
-        }
-      }
-      return options.dependencies()
-    },
+    readiness,
   })
   const api = ingestor
   return {
@@ -208,6 +216,7 @@ export async function openApi(options: ApiOptions): Promise<Api> {
     ingestor,
     admission,
     metrics,
+    readiness,
     close: async () => {
       open = false
       api.close()
