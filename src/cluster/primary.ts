@@ -312,6 +312,11 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
       port: config.metricsPort,
       metrics: { render: () => metrics.render(others) },
       logger,
+      // The dashboard's sources (README "Operations port"): the node's /ready, sinks, queries.
+      readiness: async () => (stopping ? { ok: false, error: 'shutting down' } : readiness()),
+      sinkDetails: async () => (await pipeline.delivery.stats()).sinks,
+      explore: pipeline.delivery,
+      apiKeys: { inline: config.apiKeys, file: config.apiKeysFile },
     })
     for (const s of shards) if (s.index < workers) fork(s)
     const timeout = setTimeout(
