@@ -75,10 +75,8 @@ export class IntakeMetrics implements IntakeRecorder {
         return DUPLICATE_LAYERS.map((layer) => [{ layer }, counts[layer]])
       },
     )
-  }
-
-  /** `events_dead_lettered_total`: the intake's invalid batch events and the sinks' refused ones. */
-  registerDeadLettered(registry: Registry): void {
+    // In every process that takes requests: a cluster worker's intake count reaches the primary's
+    // sum only if the worker exposes it (its delivery part is 0: delivery runs in the primary).
     monotonic(
       registry,
       'events_dead_lettered_total',

@@ -86,7 +86,6 @@ export class ServerMetrics implements IntakeRecorder {
       registerDeliveryDedupMetrics(registry, delivery)
       registerWalMetrics(registry, wal)
       delivery.register(registry, sinkBacklog)
-      this.#intake.registerDeadLettered(registry)
     }
     if (sources.cluster) registerClusterMetrics(registry, sources.cluster)
     if (sources.deadLetter) registerDeadLetterMetrics(registry, sources.deadLetter)
