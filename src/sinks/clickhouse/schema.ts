@@ -41,6 +41,7 @@
  */
 
 import { spillwayError } from '../../errors.ts'
+import { type EventField, eventField, STORE_COLUMNS } from '../../event/fields.ts'
 import { EVENT_FIELDS } from '../../intake/types.ts'
 import type { ClickHouseClient } from './client.ts'
 import { quoteIdentifier, quoteString } from './escape.ts'
@@ -124,27 +125,21 @@ export function qualifiedName(database: string, table: string): string {
 export const SORTING_KEY = '(event_name, event_id, tenant)'
 
 export function tableDdl(database: string, table: string, features: ServerFeatures): string {
-  const modern = features.modernTypes
-  const lowCardinality = (type: string) => (modern ? `LowCardinality(${type})` : type)
-  const codec = (spec: string) => (modern ? ` CODEC(${spec})` : '')
-  const columns = [
-    `event_id String${codec('ZSTD(1)')}`,
-    `event_name ${lowCardinality('String')}`,
-    `channel ${lowCardinality('String')}`,
-    `campaign_id ${lowCardinality('Nullable(String)')}`,
-    `user_id String${codec('ZSTD(1)')}`,
-    `timestamp DateTime('UTC')${codec('Delta, ZSTD(1)')}`,
-    modern ? `received_at DateTime64(3, 'UTC')${codec('Delta, ZSTD(1)')}` : 'received_at UInt64',
-    `tags Array(${lowCardinality('String')})`,
-    `metadata String${codec('ZSTD(1)')}`,
-    // Last, as in a table that got it by ADD COLUMN; no DEFAULT (a key column may not have one).
-    `tenant ${lowCardinality('String')}`,
-  ]
+  // The field table's types (src/event/fields.ts `clickhouse`), in STORE_COLUMNS order: `tenant`
+  // last, as in a table that got it by ADD COLUMN; no DEFAULT (a key column may not have one).
+  const columns = STORE_COLUMNS.map((field) => `${field.name} ${columnType(field, features)}`)
   return `CREATE TABLE IF NOT EXISTS ${qualifiedName(database, table)} (
   ${columns.join(',\n  ')}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
 ORDER BY ${SORTING_KEY}`
+}
+
+/** A stored field's column type on this server. */
+function columnType(field: EventField, features: ServerFeatures): string {
+  if (field.clickhouse === undefined)
+    throw new Error(`src/event/fields.ts: ${field.name} has no ClickHouse type`)
+  return features.modernTypes ? field.clickhouse.modern : field.clickhouse.legacy
 }
 
 /**
@@ -197,7 +192,7 @@ async function addTenant(
   table: string,
   features: ServerFeatures,
 ): Promise<string | undefined> {
-  const column = `ADD COLUMN tenant ${features.modernTypes ? 'LowCardinality(String)' : 'String'}`
+  const column = `ADD COLUMN tenant ${columnType(eventField('tenant'), features)}`
   try {
     await client.query(`ALTER TABLE ${table} ${column}, MODIFY ORDER BY ${SORTING_KEY}`)
     return undefined

@@ -9,6 +9,7 @@
 import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
+import { type EventField, STORE_COLUMNS } from '../../event/fields.ts'
 
 /**
  * `timestamp` is the event time (UTC, second precision), `received_at` the server's receipt time
@@ -17,22 +18,32 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
  * No primary key on `event_id`: an ART index would cost memory per row and make one duplicate
  * fail a whole batch; the sink is idempotent on replay instead (see sink.ts), on
  * (`tenant`, `event_id`). `tenant` is the API key's label ('' with keys off); it comes last so a
- * table made before tenants gets it by ADD COLUMN (TENANT_DDL) and keeps its column order.
+ * table made before tenants gets it by ADD COLUMN (ADDED_COLUMNS_DDL) and keeps its column order.
+ *
+ * The columns and their types are the field table's (src/event/fields.ts `duckdb`), in
+ * STORE_COLUMNS order: a field added to the table later (`columnAddedLater`) is appended here and
+ * added to existing tables by ADD COLUMN at open.
  */
 export const EVENTS_DDL = `CREATE TABLE IF NOT EXISTS events (
-  event_id VARCHAR NOT NULL,
-  event_name VARCHAR NOT NULL,
-  channel VARCHAR NOT NULL,
-  campaign_id VARCHAR,
-  user_id VARCHAR NOT NULL,
-  "timestamp" TIMESTAMP NOT NULL,
-  received_at TIMESTAMP NOT NULL,
-  tags VARCHAR[],
-  metadata JSON,
-  tenant VARCHAR DEFAULT ''
+  ${STORE_COLUMNS.map((field) => `${duckDbName(field.name)} ${duckDbOf(field).column}`).join(',\n  ')}
 )`
 
-export const TENANT_DDL = `ALTER TABLE events ADD COLUMN IF NOT EXISTS tenant VARCHAR DEFAULT ''`
+/** Gives a table made before them the columns added since (`tenant`). */
+export const ADDED_COLUMNS_DDL: readonly string[] = STORE_COLUMNS.filter((f) => f.columnAddedLater).map(
+  (field) =>
+    `ALTER TABLE events ADD COLUMN IF NOT EXISTS ${duckDbName(field.name)} ${duckDbOf(field).column}`,
+)
+
+/** A column name as SQL text: quoted where DuckDB would read it as a keyword. */
+export function duckDbName(name: string): string {
+  return name === 'timestamp' ? '"timestamp"' : name
+}
+
+/** A stored field's DuckDB column; every stored field has one (fields.test checks). */
+export function duckDbOf(field: EventField): NonNullable<EventField['duckdb']> {
+  if (field.duckdb === undefined) throw new Error(`src/event/fields.ts: ${field.name} has no DuckDB column`)
+  return field.duckdb
+}
 
 export const CURSORS_DDL = `CREATE TABLE IF NOT EXISTS spillway_cursors (
   sink VARCHAR PRIMARY KEY,
@@ -43,7 +54,7 @@ export const CURSORS_DDL = `CREATE TABLE IF NOT EXISTS spillway_cursors (
 /** Creates the tables if missing. Idempotent; safe on every open. */
 export async function ensureSchema(connection: DuckDBConnection): Promise<void> {
   await connection.run(EVENTS_DDL)
-  await connection.run(TENANT_DDL)
+  for (const ddl of ADDED_COLUMNS_DDL) await connection.run(ddl)
   await connection.run(CURSORS_DDL)
 }
 

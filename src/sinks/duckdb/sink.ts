@@ -38,10 +38,11 @@ import {
   DuckDBTimestampValue,
 } from '@duckdb/node-api'
 import { pino } from 'pino'
+import { STORE_COLUMNS } from '../../event/fields.ts'
 import type { NormalizedEvent } from '../../intake/types.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
-import { type DuckDbHandle, ensureSchema, openDuckDb } from './database.ts'
+import { type DuckDbHandle, duckDbOf, ensureSchema, openDuckDb } from './database.ts'
 import { EventChunks } from './event-chunks.ts'
 import { isFatalError, messageOf, verdictFor } from './verdict.ts'
 
@@ -71,15 +72,13 @@ const RECENT_KEYS = `SELECT CASE WHEN coalesce(tenant, '') = '' THEN event_id EL
   epoch_ms(received_at) FROM events
 WHERE received_at >= $1 ORDER BY received_at DESC LIMIT $2`
 
-/** Columns of a WAL NDJSON line (a NormalizedEvent) as read_ndjson should type them. */
-const NDJSON_COLUMNS = `{event_id: 'VARCHAR', event_name: 'VARCHAR', channel: 'VARCHAR', campaign_id: 'VARCHAR',
-  user_id: 'VARCHAR', timestamp: 'BIGINT', received_at: 'BIGINT', tags: 'VARCHAR[]', metadata: 'JSON',
-  tenant: 'VARCHAR'}`
+/** Columns of a WAL NDJSON line (a NormalizedEvent) as read_ndjson should type them (the field table's `duckdb.read`). */
+const NDJSON_COLUMNS = `{${STORE_COLUMNS.map((f) => `${f.name}: '${duckDbOf(f).read}'`).join(', ')}}`
+/** Each column of `events` from the line's value (`duckdb.load`, else the value as read). */
+const LOAD_COLUMNS = STORE_COLUMNS.map((f) => duckDbOf(f).load ?? f.name).join(', ')
 
 const insertNdjson = (file: string) => `INSERT INTO events
-SELECT event_id, event_name, channel, campaign_id, user_id,
-  make_timestamp("timestamp" * 1000000), make_timestamp(received_at * 1000), tags, metadata,
-  coalesce(tenant, '')
+SELECT ${LOAD_COLUMNS}
 FROM read_ndjson('${file.replaceAll("'", "''")}', columns = ${NDJSON_COLUMNS}, format = 'newline_delimited')`
 
 const MOVE_STAGED = `INSERT INTO events SELECT s.* FROM ${STAGE} s

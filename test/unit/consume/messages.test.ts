@@ -4,19 +4,18 @@ import { readEvent, toWalLines } from '../../../src/consume/messages.ts'
 import { payloadKeys } from '../../../src/dedup/ndjson-keys.ts'
 import { decodeEvents, serializeEvent } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
+import { normalizedEvent } from '../../helpers/events.ts'
 import { LIMITS, RECEIVED_AT, validBody } from '../intake/fixtures.ts'
 
-const normalized: NormalizedEvent = {
+const normalized = normalizedEvent({
   event_id: 'e-1',
-  event_name: 'product_view',
-  channel: 'web',
   campaign_id: null,
   user_id: 'user_1',
   timestamp: 1_723_475_500,
   received_at: 1_723_475_600_000,
   tags: ['a'],
   metadata: { price: 1.5 },
-}
+})
 const buf = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value))
 
 test('a normalized event is written back in the WAL form, whatever its key order', () => {

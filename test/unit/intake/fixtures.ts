@@ -1,4 +1,5 @@
 import type { IntakeContext, IntakeLimits } from '../../../src/intake/types.ts'
+import { eventBody } from '../../helpers/events.ts'
 
 /** 2024-08-12T15:13:32.400Z: a fixed server clock, so time rules are exact. */
 export const RECEIVED_AT = 1_723_475_612_400
@@ -14,19 +15,9 @@ export const LIMITS: IntakeLimits = Object.freeze({
 
 export const CTX: IntakeContext = Object.freeze({ receivedAt: RECEIVED_AT })
 
-/** The example event of docs/ARCHITECTURE.md "The event", one minute old. */
+/** The example event of docs/ARCHITECTURE.md "The event" (test/helpers/events.ts), one minute old. */
 export function validBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    event_id: '0b6c9f0e-5a43-4d1e-9a9d-6f8b2f1c7e21',
-    event_name: 'product_view',
-    channel: 'web',
-    campaign_id: 'cmp_987',
-    user_id: 'user_123',
-    timestamp: NOW_SECONDS - 60,
-    tags: ['electronics', 'homepage'],
-    metadata: { product_id: 'prod-789', price: 129.99 },
-    ...overrides,
-  }
+  return { ...eventBody({ timestamp: NOW_SECONDS - 60 }), ...overrides }
 }
 
 /** A body without some fields. */

@@ -3,21 +3,16 @@ import { describe, test } from 'node:test'
 import { isSpillwayError } from '../../../src/errors.ts'
 import { decodeEvents, encodeEvents, serializeEvent } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
+import { normalizedEvent } from '../../helpers/events.ts'
 import { NOW_SECONDS, RECEIVED_AT } from './fixtures.ts'
 
 function event(overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
-  return {
+  return normalizedEvent({
     event_id: 'evt-1',
-    event_name: 'product_view',
-    channel: 'web',
-    campaign_id: 'cmp_987',
-    user_id: 'user_123',
     timestamp: NOW_SECONDS,
     received_at: RECEIVED_AT,
-    tags: ['electronics', 'homepage'],
-    metadata: { product_id: 'prod-789', price: 129.99 },
     ...overrides,
-  }
+  })
 }
 
 const TRICKY_STRINGS = [
