@@ -25,6 +25,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { parseArgs } from '../src/cli/args.ts'
+import { ClickHouseClient } from '../src/connectors/clickhouse/client.ts'
 import { encodeEvents } from '../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../src/intake/types.ts'
 import {
@@ -33,7 +34,6 @@ import {
   sqlFor,
 } from '../src/query/clickhouse.ts'
 import type { GroupBy, MetricsQuery } from '../src/query/types.ts'
-import { ClickHouseClient } from '../src/sinks/clickhouse/client.ts'
 import { walToJsonEachRow } from '../src/sinks/clickhouse/rows.ts'
 import { COLUMNS, qualifiedName } from '../src/sinks/clickhouse/schema.ts'
 import { ClickHouseSink } from '../src/sinks/clickhouse/sink.ts'

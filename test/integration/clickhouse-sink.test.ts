@@ -9,12 +9,12 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, type TestContext, test } from 'node:test'
+import { ClickHouseClient } from '../../src/connectors/clickhouse/client.ts'
 import { isSpillwayError } from '../../src/errors.ts'
 import { encodeEvents } from '../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../src/intake/types.ts'
 import { ClickHouseQueryBackend } from '../../src/query/clickhouse.ts'
 import { MAX_SERIES_BUCKETS } from '../../src/query/explore.ts'
-import { ClickHouseClient } from '../../src/sinks/clickhouse/client.ts'
 import { quoteIdentifier, quoteString } from '../../src/sinks/clickhouse/escape.ts'
 import { ClickHouseSink } from '../../src/sinks/clickhouse/sink.ts'
 import type { SinkBatch } from '../../src/sinks/sink.ts'

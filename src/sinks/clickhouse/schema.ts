@@ -40,10 +40,10 @@
  *   Without API keys every row's tenant is '' and the old key is as good.
  */
 
+import type { ClickHouseClient } from '../../connectors/clickhouse/client.ts'
 import { spillwayError } from '../../errors.ts'
 import { type EventField, eventField, STORE_COLUMNS } from '../../event/fields.ts'
 import { EVENT_FIELDS } from '../../intake/types.ts'
-import type { ClickHouseClient } from './client.ts'
 import { quoteIdentifier, quoteString } from './escape.ts'
 
 export interface ServerFeatures {

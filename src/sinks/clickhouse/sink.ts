@@ -27,15 +27,17 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCallback, constants as zlib } from 'node:zlib'
 import { pino } from 'pino'
+import { ClickHouseClient } from '../../connectors/clickhouse/client.ts'
+import { ClickHouseError, exceptionCode, SCHEMA_CODES } from '../../connectors/clickhouse/errors.ts'
+import { noAnswer } from '../../connectors/http/errors.ts'
 import { spillwayError } from '../../errors.ts'
 import { encodeEvents } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
-import { ClickHouseClient, ClickHouseError } from './client.ts'
 import { CLICKHOUSE_SINK_DEFAULTS, type ClickHouseSinkOptions } from './config.ts'
 import { walToJsonEachRow } from './rows.ts'
 import { COLUMNS, detectFeatures, ensureSchema, qualifiedName, type ServerFeatures } from './schema.ts'
-import { exceptionCode, noAnswer, SCHEMA_CODES, verdictForAnswer, verdictForError } from './verdict.ts'
+import { verdictForAnswer, verdictForError } from './verdict.ts'
 
 const gzip = promisify(gzipCallback)
 

@@ -13,23 +13,24 @@
  * Answer → verdict: verdict.ts (2xx delivered; 408/429/5xx/no answer retry, honouring
  * Retry-After; other 4xx permanent with the body as the reason).
  *
- * Connections are kept alive (node:http Agent); each request is bounded by `timeoutMs` from start
- * to the end of the answer, past which the socket is destroyed and the verdict is `retry`. The
+ * Requests go through the bounded HTTP client (src/connectors/http/client.ts): connections kept
+ * alive, each request bounded by `timeoutMs` from start to the end of the answer, past which the
+ * socket is destroyed and the verdict is `retry`. The
  * delivery loop never has two writes in flight to one sink, so the agent needs few sockets.
  * `ping` is a HEAD that counts any answer below 500 as alive (a receiver may not route HEAD).
  */
 import { createHash } from 'node:crypto'
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { promisify } from 'node:util'
 import { gzip as gzipCallback, constants as zlib } from 'node:zlib'
+import { HttpClient, header } from '../../connectors/http/client.ts'
+import { noAnswer } from '../../connectors/http/errors.ts'
 import { spillwayError } from '../../errors.ts'
 import { dedupKeyOf } from '../../intake/event-id.ts'
 import { encodeEvents } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'
 import { HTTP_SINK_DEFAULTS, type HttpSinkOptions } from './config.ts'
-import { type HttpAnswer, noAnswer, verdictForAnswer, verdictForError } from './verdict.ts'
+import { type HttpAnswer, verdictForAnswer, verdictForError } from './verdict.ts'
 
 const gzip = promisify(gzipCallback)
 
@@ -47,7 +48,7 @@ export class HttpSink implements Sink {
   readonly #gzip: boolean
   readonly #maxSockets: number
   readonly #logger: Logger | undefined
-  #agent: HttpAgent | undefined
+  #client: HttpClient | undefined
   /** The body of the last batch, so a retry of the same batch does not compress it again. */
   #last: { batch: SinkBatch; body: Buffer } | undefined
 
@@ -64,13 +65,15 @@ export class HttpSink implements Sink {
 
   /** Nothing to connect yet: a receiver that is down at start is an outage, not a failed start. */
   async open(): Promise<void> {
-    const Agent = this.#url.protocol === 'https:' ? HttpsAgent : HttpAgent
-    this.#agent ??= new Agent({ keepAlive: true, maxSockets: this.#maxSockets })
+    this.#client ??= new HttpClient({
+      url: this.#url,
+      timeoutMs: this.#timeoutMs,
+      maxSockets: this.#maxSockets,
+    })
   }
 
   async write(batch: SinkBatch): Promise<Verdict> {
-    const agent = this.#agent
-    if (!agent) throw spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is not open`)
+    if (!this.#client) throw spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is not open`)
     const ndjson = batch.ndjson ?? encodeEvents(batch.events)
     if (ndjson.length === 0) return delivered
     const body = await this.#body(batch, ndjson)
@@ -92,7 +95,7 @@ export class HttpSink implements Sink {
   }
 
   async ping(): Promise<void> {
-    if (!this.#agent) throw spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is not open`)
+    if (!this.#client) throw spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is not open`)
     let answer: HttpAnswer
     try {
       answer = await this.#send('HEAD', this.#headers)
@@ -108,8 +111,8 @@ export class HttpSink implements Sink {
   }
 
   async close(): Promise<void> {
-    this.#agent?.destroy()
-    this.#agent = undefined
+    this.#client?.close()
+    this.#client = undefined
     this.#last = undefined
   }
 
@@ -123,41 +126,15 @@ export class HttpSink implements Sink {
   }
 
   /** One request; resolves with the answer (any status), rejects when none came in time. */
-  #send(method: 'POST' | 'HEAD', headers: Record<string, string>, body?: Buffer): Promise<HttpAnswer> {
-    const request = this.#url.protocol === 'https:' ? httpsRequest : httpRequest
-    return new Promise((resolve, reject) => {
-      const req = request(this.#url, { method, headers, agent: this.#agent }, (res) => {
-        const chunks: Buffer[] = []
-        let kept = 0
-        res.on('data', (chunk: Buffer) => {
-          if (kept < MAX_BODY_BYTES) {
-            chunks.push(chunk)
-            kept += chunk.length
-          }
-        })
-        res.on('end', () => {
-          clearTimeout(timer)
-          resolve({
-            status: res.statusCode ?? 0,
-            retryAfter: header(res.headers, 'retry-after'),
-            body: Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8'),
-          })
-        })
-        res.on('error', fail)
-      })
-      const timer = setTimeout(() => {
-        req.destroy(Object.assign(new Error(`no answer within ${this.#timeoutMs} ms`), { code: 'ETIMEDOUT' }))
-      }, this.#timeoutMs)
-      function fail(error: Error) {
-        clearTimeout(timer)
-        reject(error)
-      }
-      req.on('error', fail)
-      req.end(body)
-    }).catch((error: Error) => {
+  async #send(method: 'POST' | 'HEAD', headers: Record<string, string>, body?: Buffer): Promise<HttpAnswer> {
+    try {
+      if (!this.#client) throw spillwayError('SPW_ERR_SINK_UNAVAILABLE', `sink ${this.name} is not open`)
+      const answer = await this.#client.request({ method, headers, body, maxBodyBytes: MAX_BODY_BYTES })
+      return { status: answer.status, retryAfter: header(answer.headers, 'retry-after'), body: answer.body }
+    } catch (error) {
       this.#logger?.debug({ sink: this.name, method, err: error }, 'HttpSinkRequestFailed')
       throw error
-    }) as Promise<HttpAnswer>
+    }
   }
 }
 
@@ -171,9 +148,4 @@ export function idempotencyKey(sink: string, batch: SinkBatch): string {
   const hash = createHash('sha256')
   for (const event of batch.events) hash.update(dedupKeyOf(event)).update('\n')
   return `${key}-${hash.digest('hex').slice(0, 16)}`
-}
-
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name]
-  return Array.isArray(value) ? value[0] : value
 }

@@ -18,6 +18,7 @@
  *   request timeout) → `retry`: silence is never a judgement of the data.
  */
 import { STATUS_CODES } from 'node:http'
+import { noAnswer } from '../../connectors/http/errors.ts'
 import { spillwayError } from '../../errors.ts'
 import type { Verdict } from '../sink.ts'
 import { delivered } from '../sink.ts'
@@ -59,16 +60,6 @@ export function verdictForAnswer(sink: string, where: string, answer: HttpAnswer
 /** No HTTP answer came: always a retry. */
 export function verdictForError(sink: string, where: string, error: unknown): Verdict {
   return { kind: 'retry', error: noAnswer(sink, where, error) }
-}
-
-/** The error of a request that got no answer, with the system code (ECONNREFUSED…) in it. */
-export function noAnswer(sink: string, where: string, error: unknown): Error {
-  const err = error instanceof Error ? error : new Error(String(error))
-  const code = (err as NodeJS.ErrnoException).code
-  const detail = code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message
-  return spillwayError('SPW_ERR_SINK_UNAVAILABLE', `${sink}: no answer from ${where}: ${detail}`, {
-    cause: err,
-  })
 }
 
 /**

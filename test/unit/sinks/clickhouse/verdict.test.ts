@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { isSpillwayError } from '../../../../src/errors.ts'
 import {
   type ClickHouseAnswer,
   DATA_CODES,
   exceptionCode,
+} from '../../../../src/connectors/clickhouse/errors.ts'
+import { isSpillwayError } from '../../../../src/errors.ts'
+import {
   judge,
   THROTTLE_MS,
   verdictForAnswer,
