@@ -39,6 +39,7 @@ import {
   replayExitCode,
 } from './dlq.ts'
 import { loadCommand } from './load.ts'
+import { topCommand } from './top.ts'
 
 /** An option's bounds as the schema enforces them (` [≥ 65536]`, ` [0–65535]`); '' without any. */
 function boundsOf(option: OptionSpec): string {
@@ -70,6 +71,9 @@ commands:
   dlq purge          drop dead-lettered entries and free their bytes, safe while the server runs
                        (--reason TEXT | --sink S | --before TIME | --replayed)… | --all [--dry-run]
                        [--json]; dlq drop is the same command
+  top                a running server's live figures in the terminal (the dashboard's feed), refreshed
+                       in place [--url http://127.0.0.1:9464 (its operations port)] [--api-key K
+                       (or SPILLWAY_API_KEY)] [--once: one frame, then exit]
   load               load-test an HTTP ingestion endpoint, Spillway or not: open model (--rate,
                        --stages, presets constant-15k, ramp-spike, producer) or closed (--connections);
                        thresholds set the exit code; --out JSON, --html report; see spillway load --help
@@ -87,6 +91,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const { positional, flags, lists } = parseArgs(argv)
   const [command, sub] = positional
   if (command === 'load') return loadCommand(flags, lists)
+  if (command === 'top') return topCommand(flags)
   if (!command || command === 'help' || flags['help']) {
     process.stdout.write(USAGE)
     return command ? 0 : 2
@@ -197,6 +202,10 @@ async function runUntilSignal(
   const onSignal = (signal: string) => signalled.resolve(signal)
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
+  watchParent((parentPid) => {
+    logger.warn({ parentPid }, `${what}ParentGone`)
+    onSignal('parent gone')
+  })
   const running = await start(logger)
   const signal = await signalled.promise
   logger.info({ signal }, `${what}ShutdownRequested`)
@@ -222,6 +231,23 @@ async function runUntilSignal(
 }
 
 const EXIT_GRACE_MS = 5000
+const PARENT_POLL_MS = 1000
+
+/**
+ * Calls `onGone` once when the process that started this one dies: the process is reparented, so
+ * `process.ppid` changes. `kill <pid of npm start>` reaches only npm's `sh -c` child, and a parent
+ * killed with SIGKILL warns nobody; without this the server ran on as an orphan. A parent that is
+ * init from the start (a container's entry point, a systemd service) never changes: nothing to do.
+ */
+function watchParent(onGone: (parentPid: number) => void): void {
+  const parentPid = process.ppid
+  const timer = setInterval(() => {
+    if (process.ppid === parentPid) return
+    clearInterval(timer)
+    onGone(parentPid)
+  }, PARENT_POLL_MS)
+  timer.unref()
+}
 
 /**
  * An HTTP worker of `serve --workers N` (src/cluster/worker.ts): the primary's configuration and
@@ -243,10 +269,17 @@ async function runWorker(): Promise<number> {
   const stop = () => void worker.close()
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
-  process.once('disconnect', () => {
+  let gone = false
+  const primaryGone = () => {
+    if (gone) return
+    gone = true
     logger.warn('WorkerPrimaryGone')
     stop()
-  })
+  }
+  process.once('disconnect', primaryGone)
+  // The channel's close is the primary's death however it died; the parent check is a second
+  // witness should the channel ever stay open behind a dead primary.
+  watchParent(primaryGone)
   await worker.stopped
   logger.flush()
   if (process.connected) process.disconnect()
