@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileDurably } from '../delivery/cursor-file.ts'
+import { writeFileDurably } from '../shared/durable-file.ts'
 
 const FILE = 'node-id'
 const VALID = /^[A-Za-z0-9._-]{1,64}$/

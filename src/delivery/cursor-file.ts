@@ -6,10 +6,10 @@
  * acknowledged the batch, so a crash in between redelivers that batch (at least once; the sinks
  * are idempotent on `event_id`).
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { spillwayError } from '../errors.ts'
-import { syncDirectory as syncDir } from '../wal/segment.ts'
+import { writeFileDurably } from '../shared/durable-file.ts'
 
 interface CursorDocument {
   readonly sink: string
@@ -62,26 +62,6 @@ export class CursorFile {
     await writeFileDurably(this.path, `${JSON.stringify(doc)}\n`)
   }
 }
-
-/**
- * Replaces `path` with `text` so that after a crash or power loss it holds either the old or the
- * new text, whole: write a temp file, fsync it, rename it over, fsync the directory.
- */
-export async function writeFileDurably(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`
-  const file = await open(tmp, 'w')
-  try {
-    await file.writeFile(text)
-    await file.sync()
-  } finally {
-    await file.close()
-  }
-  await rename(tmp, path)
-  await syncDir(dirname(path))
-}
-
-/** fsync a directory so a rename or a new file in it survives a power loss (the WAL's own). */
-export { syncDir }
 
 /** Sink names come from configuration; keep them from escaping the directory. */
 function fileSafe(name: string): string {

@@ -47,7 +47,7 @@ import { threadId } from 'node:worker_threads'
 import type { Config } from '../config/schema.ts'
 import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
 import { formatBytes } from '../format.ts'
-import { syncDir } from './cursor-file.ts'
+import { syncDir } from '../shared/durable-file.ts'
 
 export interface DeadLetterEntry {
   /** Unix milliseconds: when the event was received (intake) or refused (delivery). */

@@ -22,8 +22,8 @@ import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isSpillwayError } from '../errors.ts'
+import { syncDir } from '../shared/durable-file.ts'
 import { type DirLock, lockDirectory } from '../wal/lock.ts'
-import { syncDir } from './cursor-file.ts'
 import { type StoredDeadLetter, scanDeadLetters } from './dead-letter.ts'
 
 /** `rejected` only in ledgers of older replays (see the header). */

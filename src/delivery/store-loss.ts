@@ -19,10 +19,10 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Config } from '../config/schema.ts'
 import { spillwayError } from '../errors.ts'
+import { writeFileDurably } from '../shared/durable-file.ts'
 import type { Sink } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { listSegments } from '../wal/segment.ts'
-import { writeFileDurably } from './cursor-file.ts'
 
 interface SweptDocument {
   /** The sinks the deleted segments had been delivered to (the configured ones at the last sweep). */

@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { syncDir } from '../shared/durable-file.ts'
 import { readFully, SCAN_CHUNK_BYTES } from './scan.ts'
-import { syncDirectory } from './segment.ts'
 import type { WalSharedState } from './shared-state.ts'
 
 export const DAMAGED_DIR = 'damaged'
@@ -40,7 +40,7 @@ export async function keepDamaged(
   const dir = join(walDir, DAMAGED_DIR)
   const path = join(dir, damagedName(segment, from, to))
   if (await exists(path)) return { path, created: false }
-  if ((await mkdir(dir, { recursive: true })) !== undefined) await syncDirectory(walDir)
+  if ((await mkdir(dir, { recursive: true })) !== undefined) await syncDir(walDir)
 
   const temp = join(dir, `.${damagedName(segment, from, to)}.${randomBytes(6).toString('hex')}.tmp`)
   const out = await open(temp, 'wx', 0o644)
@@ -67,7 +67,7 @@ export async function keepDamaged(
     created = false
   }
   await unlink(temp)
-  if (created) await syncDirectory(dir)
+  if (created) await syncDir(dir)
   return { path, created }
 }
 

@@ -5,7 +5,7 @@
  * does on demand.
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises'
-import { syncDirectory } from './segment.ts'
+import { syncDir } from '../shared/durable-file.ts'
 
 export interface WalIo {
   open(path: string, flags: string): Promise<FileHandle>
@@ -22,6 +22,6 @@ export const nodeWalIo: WalIo = {
   writev: async (file, buffers, position) => (await file.writev(buffers, position)).bytesWritten,
   datasync: (file) => file.datasync(),
   truncate: (file, length) => file.truncate(length),
-  syncDir: syncDirectory,
+  syncDir,
   unlink,
 }

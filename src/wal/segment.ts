@@ -63,16 +63,3 @@ export function segmentIndexAt(segments: readonly { readonly start: number }[], 
   }
   return found
 }
-
-/**
- * fsync of a directory: makes a created (or removed) file name durable. Without it a new segment
- * can vanish after a power loss even though its data was fdatasync'd.
- */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
