@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { test } from 'node:test'
@@ -18,6 +17,7 @@ import { DuckDBInstance } from '@duckdb/node-api'
 import { freePort } from '../helpers/clickhouse.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 const EVENTS = 10_000
@@ -73,7 +73,7 @@ async function storedSeqs(path: string): Promise<Map<number, number>> {
 test(`a durable client SIGKILLed twice loses none of ${EVENTS} tracked events and stores none twice`, {
   timeout: 180_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-client-durable-'))
+  const dataDir = await makeTempDir('spillway-client-durable-')
   const queueDir = join(dataDir, 'client-queue')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -82,7 +82,7 @@ test(`a durable client SIGKILLed twice loses none of ${EVENTS} tracked events an
   t.after(async () => {
     for (const child of children) child.kill('SIGKILL')
     server?.kill('SIGKILL')
-    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const acked = new Map<number, string>()
   const next = () => (acked.size === 0 ? 0 : Math.max(...acked.keys()) + 1)

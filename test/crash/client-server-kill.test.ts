@@ -6,8 +6,6 @@
  * tracked event is in DuckDB exactly once, and the client reports nothing dropped or rejected.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import {
@@ -19,6 +17,7 @@ import { freePort } from '../helpers/clickhouse.ts'
 import { destroyAgent } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually, sleep } from '../helpers/wait.ts'
 
 const EVENTS = 10_000
@@ -26,7 +25,7 @@ const EVENTS = 10_000
 test(`${EVENTS} tracked events are stored exactly once across two server SIGKILLs and a stretch of 503s`, {
   timeout: 180_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-client-kill-'))
+  const dataDir = await makeTempDir('spillway-client-kill-')
   const port = await freePort()
   let server: ServerProcess | undefined
   let client: SpillwayClient | undefined
@@ -34,7 +33,7 @@ test(`${EVENTS} tracked events are stored exactly once across two server SIGKILL
     await client?.close({ timeoutMs: 1 }).catch(() => {})
     server?.kill('SIGKILL')
     destroyAgent()
-    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const start = (args: string[] = []) =>
     startServerProcess(dataDir, { HTTP_PORT: String(port) }, ['--workers', '1', ...args])

@@ -10,9 +10,6 @@
  * CRASH_TRIALS sets the number of kills (default 8: the DuckDB test does the long run).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { ClickHouseQueryBackend } from '../../src/query/clickhouse.ts'
 import { ClickHouseSink } from '../../src/sinks/clickhouse/sink.ts'
@@ -25,6 +22,7 @@ import {
 import { runCrashTrials } from '../helpers/crash-trial.ts'
 import { destroyAgent } from '../helpers/http.ts'
 import { assertExactlyOnce } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const TRIALS = Number(process.env['CRASH_TRIALS'] ?? 8)
 const CLIENTS = 24
@@ -34,12 +32,12 @@ test(`every 202-acked event is in ClickHouse exactly once across ${TRIALS} SIGKI
 }, async (t) => {
   const clickhouse = await startClickHouse()
   const database = uniqueDatabase('spillway_crash')
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-crash-ch-'))
+  const dataDir = await makeTempDir('spillway-crash-ch-')
   t.after(async () => {
     destroyAgent()
     if (!process.env['KEEP_DATA']) {
       await dropDatabase(clickhouse, database)
-      await rm(dataDir, { recursive: true, force: true })
+      await removeTempDir(dataDir)
     }
     await clickhouse.stop()
   })

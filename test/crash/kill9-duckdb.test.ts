@@ -7,13 +7,12 @@
  * CRASH_TRIALS sets the number of kills (default 20).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { runCrashTrials } from '../helpers/crash-trial.ts'
 import { destroyAgent } from '../helpers/http.ts'
 import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const TRIALS = Number(process.env['CRASH_TRIALS'] ?? 20)
 const CLIENTS = 24
@@ -21,10 +20,10 @@ const CLIENTS = 24
 test(`every 202-acked event is in DuckDB exactly once across ${TRIALS} SIGKILLs`, {
   timeout: 15 * 60_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-crash-'))
+  const dataDir = await makeTempDir('spillway-crash-')
   t.after(async () => {
     destroyAgent()
-    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const { acked, sent } = await runCrashTrials({ dataDir, trials: TRIALS, clients: CLIENTS })
 

@@ -11,13 +11,12 @@
  * SIGTERM_TRIALS repeats the signal on a fresh load (default 3).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { destroyAgent, send } from '../helpers/http.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts, walVerify } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const TRIALS = Number(process.env['SIGTERM_TRIALS'] ?? 3)
 const CLIENTS = 16
@@ -31,10 +30,10 @@ const CLOSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
 test(`SIGTERM under load exits 0 in time and loses no acked event (${TRIALS} trials)`, {
   timeout: 10 * 60_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-sigterm-'))
+  const dataDir = await makeTempDir('spillway-sigterm-')
   t.after(async () => {
     destroyAgent()
-    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const acked = new Set<string>()
   const sent = new Set<string>()

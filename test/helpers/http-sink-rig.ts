@@ -2,13 +2,11 @@
  * A real server process delivering to DuckDB and to an http sink whose receiver the test scripts,
  * with a data directory of its own; everything is stopped and removed after the test.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { destroyAgent } from './http.ts'
 import { NdjsonReceiver } from './ndjson-receiver.ts'
 import { type ServerProcess, startServerProcess } from './server-process.ts'
+import { makeTempDir, removeTempDir } from './temp-dir.ts'
 
 export interface HttpSinkRig {
   readonly receiver: NdjsonReceiver
@@ -24,7 +22,7 @@ export async function startHttpSinkRig(
 ): Promise<HttpSinkRig> {
   const receiver = await NdjsonReceiver.start()
   if (respond) receiver.respond = respond
-  const dataDir = await mkdtemp(join(tmpdir(), prefix))
+  const dataDir = await makeTempDir(prefix)
   let server: ServerProcess | undefined
   t.after(async () => {
     if (server && server.proc.exitCode === null && server.proc.signalCode === null) {
@@ -33,7 +31,7 @@ export async function startHttpSinkRig(
     }
     destroyAgent()
     await receiver.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   server = await startServerProcess(dataDir, {
     SPILLWAY_SINKS: 'duckdb,http',

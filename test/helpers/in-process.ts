@@ -1,18 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { loadConfig } from '../../src/config/load.ts'
 import type { OptionName } from '../../src/config/schema.ts'
 import { type RunningServer, startServer } from '../../src/server.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { makeTempDir, removeTempDir } from './temp-dir.ts'
 
 /** The whole server in this process (real WAL, real delivery thread, real DuckDB), on a free port. */
 export async function startTestServer(
   t: TestContext | { after: (fn: () => Promise<void>) => void },
   overrides: Partial<Record<OptionName, unknown>> = {},
 ): Promise<RunningServer & { dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-test-'))
+  const dataDir = await makeTempDir('spillway-test-')
   const config = loadConfig({
     env: {},
     overrides: {
@@ -30,7 +28,7 @@ export async function startTestServer(
   const server = await startServer(config, createLogger(config.logLevel))
   t.after(async () => {
     await server.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   return Object.assign(server, { dataDir })
 }

@@ -5,11 +5,10 @@
  * keeps its port and data, so `start()` brings the same server back (an outage, a restart).
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT } from './server-process.ts'
+import { makeTempDir, removeTempDir } from './temp-dir.ts'
 
 const run = promisify(execFile)
 
@@ -28,14 +27,14 @@ export async function startScriptService(
   timeoutMs: number,
 ): Promise<ScriptService> {
   const script = join(ROOT, `scripts/${name}.sh`)
-  const dir = await mkdtemp(join(tmpdir(), `spillway-${name}-`))
+  const dir = await makeTempDir(`spillway-${name}-`)
   let stdout: string
   try {
     ;({ stdout } = await run('bash', [script, 'start', dir], { timeout: timeoutMs }))
   } catch (error) {
     // A start that failed half-way may have left a process behind.
     await run('bash', [script, 'stop', dir]).catch(() => {})
-    await rm(dir, { recursive: true, force: true })
+    await removeTempDir(dir)
     throw error
   }
   const address = stdout.trim().split('\n').pop()!
@@ -52,7 +51,7 @@ export async function startScriptService(
     },
     stop: async () => {
       await run('bash', [script, 'stop', dir])
-      await rm(dir, { recursive: true, force: true })
+      await removeTempDir(dir)
     },
   }
 }

@@ -5,13 +5,11 @@
  * a load balancer in front of retrying SDKs produces.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { mulberry32 } from '../../src/loadgen/events.ts'
 import { send } from './http.ts'
 import { type ServerProcess, startServerProcess } from './server-process.ts'
 import { assertExactlyOnce } from './store-check.ts'
+import { makeTempDir, removeTempDir } from './temp-dir.ts'
 import { eventually, sleep } from './wait.ts'
 
 export interface NodeHandle {
@@ -31,8 +29,8 @@ export async function startNode(
   env: Record<string, string>,
   command: 'serve' | 'consume' = 'serve',
 ): Promise<NodeHandle> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-node-'))
-  t.after(() => rm(dataDir, { recursive: true, force: true }))
+  const dataDir = await makeTempDir('spillway-node-')
+  t.after(() => removeTempDir(dataDir))
   const start = async () => {
     const server = await startServerProcess(dataDir, env, [], command)
     return { server, metricsUrl: server.metricsUrl }

@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const LINUX = existsSync('/proc/net/tcp')
 
@@ -19,13 +18,13 @@ async function serve(
   env: Record<string, string>,
   args: string[] = [],
 ): Promise<{ server: ServerProcess; started: Record<string, unknown> }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-binds-'))
+  const dataDir = await makeTempDir('spillway-binds-')
   // '' is "not set": the defaults are what is tested unless a case sets them.
   const server = await startServerProcess(dataDir, { SPILLWAY_HOST: '', METRICS_HOST: '', ...env }, args)
   t.after(async () => {
     server.kill('SIGTERM')
     await server.exited()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const lines = (await readFile(server.logFile, 'utf8')).split('\n').filter((l) => l.startsWith('{'))
   const started = lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'ServerStarted')

@@ -12,9 +12,8 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join, normalize } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
@@ -22,6 +21,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { send } from '../helpers/http.ts'
 import { ROOT, type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 const run = promisify(execFile)
@@ -80,7 +80,7 @@ const forwarded: Forwarded[] = []
 before(async () => {
   const { stdout } = await run('bash', [join(ROOT, 'scripts/chromium.sh'), 'ensure'])
   const executablePath = stdout.trim().split('\n').at(-1)!
-  buildDir = await mkdtemp(join(tmpdir(), 'spillway-client-build-'))
+  buildDir = await makeTempDir('spillway-client-build-')
   await run(process.execPath, [
     join(ROOT, 'node_modules/typescript/bin/tsc'),
     '-p',
@@ -128,7 +128,7 @@ after(async () => {
   await browser?.close()
   front?.closeAllConnections()
   front?.close()
-  if (buildDir) await rm(buildDir, { recursive: true, force: true })
+  if (buildDir) await removeTempDir(buildDir)
 })
 
 async function openPage(): Promise<Page> {
@@ -186,11 +186,11 @@ async function sentLog(): Promise<{ via: string; ok?: boolean; keepalive?: boole
 }
 
 async function startSpillway(t: { after(fn: () => unknown): void }, env: Record<string, string> = {}) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-client-browser-'))
+  const dataDir = await makeTempDir('spillway-client-browser-')
   const server = await startServerProcess(dataDir, env, ['--workers', '1'])
   t.after(async () => {
     server.kill('SIGKILL')
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   upstream = server.url
   return { server, dataDir }

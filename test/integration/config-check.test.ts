@@ -1,13 +1,13 @@
 /** `spillway config check` as a user runs it: good and bad files, exit codes, messages, masked secrets. */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { digestOf } from '../../src/http/auth.ts'
 import { NODE, ROOT } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 async function check(
   t: import('node:test').TestContext,
@@ -15,8 +15,8 @@ async function check(
   text: string,
   env: Record<string, string> = {},
 ) {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-config-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-config-')
+  t.after(() => removeTempDir(dir))
   const file = join(dir, name)
   await writeFile(file, text)
   try {

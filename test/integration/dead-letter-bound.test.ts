@@ -5,14 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { promisify } from 'node:util'
 import { DeadLetterStore, deadLetterUsage, scanDeadLetters } from '../../src/delivery/dead-letter.ts'
 import { newApiKey } from '../../src/http/auth.ts'
 import { NODE, ROOT, type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const now = Math.floor(Date.now() / 1000)
 const event = (name: string, n: number, over: Record<string, unknown> = {}) => ({
@@ -28,14 +27,14 @@ const invalid = (name: string, n: number) =>
   event(name, n, { channel: 'fax', metadata: { pad: 'x'.repeat(900) } })
 
 async function scope(t: TestContext) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-dlq-bound-'))
+  const dataDir = await makeTempDir('spillway-dlq-bound-')
   const servers: ServerProcess[] = []
   t.after(async () => {
     for (const s of servers) {
       s.kill('SIGTERM')
       await s.exited()
     }
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   return {
     dataDir,

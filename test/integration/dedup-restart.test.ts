@@ -3,23 +3,22 @@
  * again after the server restarted (L1 is empty then) are not stored twice — without Redis.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { destroyAgent, send } from '../helpers/http.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 test('events resent after a restart (SIGKILL or SIGTERM) are stored once', {
   timeout: 120_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-restart-'))
+  const dataDir = await makeTempDir('spillway-restart-')
   t.after(async () => {
     destroyAgent()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const now = Math.floor(Date.now() / 1000)
   const batch = (from: number, n: number) =>

@@ -15,8 +15,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -24,6 +23,7 @@ import { promisify } from 'node:util'
 import { type Answer, destroyAgent, send } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts, walVerify } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const run = promisify(execFile)
 const TMPFS_SIZE = '8m'
@@ -32,13 +32,13 @@ const CLIENTS = 8
 test('a full disk answers 503 with Retry-After, corrupts nothing, and the server recovers by itself', {
   timeout: 5 * 60_000,
 }, async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'spillway-diskfull-'))
+  const base = await makeTempDir('spillway-diskfull-')
   const dataDir = join(base, 'data')
   await mkdir(dataDir)
   try {
     await run('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', dataDir])
   } catch (error) {
-    await rm(base, { recursive: true, force: true })
+    await removeTempDir(base)
     const why = (error as { stderr?: string }).stderr?.trim() || (error as Error).message
     t.skip(`mounting a ${TMPFS_SIZE} tmpfs is refused here (${why}); this test needs root or CAP_SYS_ADMIN`)
     return
@@ -51,7 +51,7 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
       await server.exited()
     }
     await run('umount', [dataDir]).catch(() => run('umount', ['-l', dataDir]))
-    if (!process.env['KEEP_DATA']) await rm(base, { recursive: true, force: true })
+    await removeTempDir(base)
   })
 
   const duckdbPath = join(base, 'spillway.duckdb')

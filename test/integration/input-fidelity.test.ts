@@ -5,13 +5,12 @@
  * same way on every route. A separate process, so its peak RSS (VmHWM) is its own.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { after, before, describe, test } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const MiB = 1024 * 1024
 /** Peak RSS allowed after every hostile body; the unguarded server reached 1.3 GB on one. */
@@ -32,7 +31,7 @@ let server: ServerProcess
 let url = ''
 let dataDir = ''
 before(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'spillway-fidelity-'))
+  dataDir = await makeTempDir('spillway-fidelity-')
   server = await startServerProcess(dataDir)
   url = server.url
 })
@@ -40,7 +39,7 @@ after(async () => {
   destroyAgent()
   server.kill('SIGTERM')
   await server.exited()
-  await rm(dataDir, { recursive: true, force: true })
+  await removeTempDir(dataDir)
 })
 
 async function peakRss(): Promise<number> {

@@ -17,14 +17,14 @@
  * OVERLOAD_SECONDS sets the load duration (default 6); KEEP_DATA=1 keeps the data directory.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 
 const SECONDS = Number(process.env['OVERLOAD_SECONDS'] ?? 6)
 const SINGLE_CONNECTIONS = 240
@@ -62,11 +62,11 @@ interface Answer {
 test(`overload: ${SINGLE_CONNECTIONS + BATCH_CONNECTIONS} connections for ${SECONDS} s against a slow store`, {
   timeout: 120_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-overload-'))
+  const dataDir = await makeTempDir('spillway-overload-')
   const agent = new Agent({ keepAlive: true, maxSockets: SINGLE_CONNECTIONS + BATCH_CONNECTIONS })
   t.after(async () => {
     agent.destroy()
-    if (!process.env['KEEP_DATA']) await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
 
   // One process: the RSS watched below is the server's whole memory, and the bounds are its own

@@ -5,9 +5,6 @@
  * the two must read the same samples, and the counters must be exactly what the test sent.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, type TestContext, test } from 'node:test'
 import { familyMap, parseWithExpfmt, promparseBinary } from '../helpers/expfmt.ts'
 import { type Answer, destroyAgent, postJson } from '../helpers/http.ts'
@@ -19,6 +16,7 @@ import {
   sumOf,
 } from '../helpers/prometheus-text.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 const SINGLES = 7
@@ -79,12 +77,12 @@ test(
 async function checkExposition(t: TestContext, c: Case): Promise<void> {
   // The Go tool builds (once per machine) while the server starts.
   const building = promparseBinary()
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-expfmt-'))
+  const dataDir = await makeTempDir('spillway-expfmt-')
   let server: ServerProcess | undefined
   t.after(async () => {
     server?.kill('SIGTERM')
     await server?.exited()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   server = await startServerProcess(dataDir, { SPILLWAY_DELIVERY_LINGER_MS: '0', ...c.env })
   const { url, metricsUrl } = server

@@ -9,13 +9,13 @@
  * - after that, a start without the flag works again (the loss was accepted once, not forever).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { parseSegmentName } from '../../src/wal/segment.ts'
 import { destroyAgent, send } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 const SEGMENT_BYTES = 64 * 1024
@@ -23,7 +23,7 @@ const SEGMENT_BYTES = 64 * 1024
 test('a deleted DuckDB file refuses the next start, naming what was lost, unless --accept-store-loss', {
   timeout: 5 * 60_000,
 }, async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'spillway-storeloss-'))
+  const base = await makeTempDir('spillway-storeloss-')
   const dataDir = join(base, 'data')
   const duckdbPath = join(dataDir, 'spillway.duckdb')
   await mkdir(dataDir)
@@ -34,7 +34,7 @@ test('a deleted DuckDB file refuses the next start, naming what was lost, unless
       server.kill('SIGKILL')
       await server.exited()
     }
-    if (!process.env['KEEP_DATA']) await rm(base, { recursive: true, force: true })
+    await removeTempDir(base)
   })
   const env = {
     SPILLWAY_WAL_SEGMENT_BYTES: String(SEGMENT_BYTES),

@@ -4,8 +4,6 @@
  * Redis L2 between two nodes — and a key reusing one of its ids for different content gets 409.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
@@ -15,6 +13,7 @@ import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually } from '../helpers/wait.ts'
 
 const KEYS = { alice: 'alice-secret-key', bob: 'bob-secret-key' } as const
@@ -49,11 +48,11 @@ after(async () => {
   admin.disconnect()
   destroyAgent()
   await redis.stop()
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+  for (const dir of dirs) await removeTempDir(dir)
 })
 
 async function serve(env: Record<string, string> = {}): Promise<ServerProcess & { dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-tenants-'))
+  const dataDir = await makeTempDir('spillway-tenants-')
   dirs.push(dataDir)
   const server = await startServerProcess(dataDir, {
     SPILLWAY_API_KEYS: API_KEYS,

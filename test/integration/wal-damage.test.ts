@@ -6,8 +6,7 @@
  * is flipped; a second server on the same data directory delivers the log to a new DuckDB sink.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { decodeRecord } from '../../src/wal/record.ts'
@@ -16,6 +15,7 @@ import { postJson, send } from '../helpers/http.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts } from '../helpers/store-check.ts'
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.ts'
 import { eventually, sleep } from '../helpers/wait.ts'
 
 const EVENTS = 2000
@@ -24,8 +24,8 @@ const now = Math.floor(Date.now() / 1000)
 test('one flipped byte in a sealed WAL segment costs one event: 1,999 of 2,000 stored, the damage counted, shown and kept', {
   timeout: 180_000,
 }, async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-wal-damage-'))
-  t.after(() => rm(dataDir, { recursive: true, force: true }))
+  const dataDir = await makeTempDir('spillway-wal-damage-')
+  t.after(() => removeTempDir(dataDir))
   const walDir = join(dataDir, 'wal')
   // One process (no worker shards): the API's appends are the node WAL's records, one per request.
   const common = {

@@ -4,8 +4,6 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { promisify } from 'node:util'
@@ -15,15 +13,16 @@ import { type DeadLetterEntry, DeadLetterStore } from '../../../src/delivery/dea
 import type { RunningServer } from '../../../src/server.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
 import { NODE, ROOT } from '../../helpers/server-process.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 const now = Math.floor(Date.now() / 1000)
 
 async function dataDirWith(t: TestContext, entries: Record<string, DeadLetterEntry[]>) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-cli-dlq-'))
+  const dataDir = await makeTempDir('spillway-cli-dlq-')
   const servers: RunningServer[] = []
   t.after(async () => {
     for (const s of servers) await s.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   for (const [source, list] of Object.entries(entries)) {
     const store = new DeadLetterStore(join(dataDir, 'deadletter'), { source })

@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, test } from 'node:test'
 import { SpillwayClient, type SpillwayClientError } from '../../../packages/client/src/index.ts'
 import { FileQueue } from '../../../packages/client/src/node.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 import { startScriptedServer } from './scripted-server.ts'
 
 const QUEUE_MODULE = new URL('../../../packages/client/src/node.ts', import.meta.url).href
 
 async function tempDir(t: { after(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-client-queue-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-client-queue-')
+  t.after(() => removeTempDir(dir))
   return dir
 }
 

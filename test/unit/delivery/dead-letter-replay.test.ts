@@ -3,9 +3,8 @@
  * what is recorded, and that a line is never sent twice.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
@@ -16,6 +15,7 @@ import type { NormalizedEvent } from '../../../src/intake/types.ts'
 import type { RunningServer } from '../../../src/server.ts'
 import { lockDirectory } from '../../../src/wal/lock.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 const now = Math.floor(Date.now() / 1000)
 const input = (over: Record<string, unknown> = {}) => ({
@@ -85,11 +85,11 @@ async function writeEntries(dataDir: string, entries: DeadLetterEntry[], source 
  * server whose WAL vanished would wait out its drain budget on close).
  */
 async function scope(t: TestContext) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-replay-'))
+  const dataDir = await makeTempDir('spillway-replay-')
   const servers: RunningServer[] = []
   t.after(async () => {
     for (const s of servers) await s.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   return {
     dataDir,

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
@@ -9,11 +8,12 @@ import { isSpillwayError } from '../../../src/errors.ts'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { segmentName } from '../../../src/wal/segment.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 /** A data directory whose WAL starts at `oldest` (the segments below were deleted). */
 async function dataDir(t: TestContext, oldest: number): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-storeloss-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-storeloss-')
+  t.after(() => removeTempDir(dir))
   await mkdir(join(dir, 'wal'))
   await writeFile(join(dir, 'wal', segmentName(oldest)), '')
   await writeFile(join(dir, 'wal', segmentName(oldest + 65536)), '')

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { ApiKeys, digestOf, newApiKey, parseApiKeyEntries, presentedKey } from '../../../src/http/auth.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 import { sleep } from '../../helpers/wait.ts'
 
 const entry = (label: string, key: string, revoked = false) =>
@@ -61,8 +61,8 @@ test('missing, wrong and revoked keys are refused with 401 errors that say which
 })
 
 test('the keys file is re-read when it changes: a key added, then revoked, without a restart', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-keys-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-keys-')
+  t.after(() => removeTempDir(dir))
   const file = join(dir, 'keys.txt')
   await writeFile(file, `${entry('first', 'one')}\n`)
   const keys = new ApiKeys({ inline: '', file })
@@ -91,8 +91,8 @@ test('a revoked entry wins over an earlier entry of the same key, inline or in t
   const keys = new ApiKeys({ inline: `${entry('alice', 'k-a')},${entry('alice', 'k-a', true)}`, file: '' })
   assert.throws(() => keys.authenticate('k-a'), /"alice" was revoked/)
 
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-keys-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-keys-')
+  t.after(() => removeTempDir(dir))
   const file = join(dir, 'keys.txt')
   await writeFile(file, `${entry('bob', 'k-b')}\n`)
   const both = new ApiKeys({ inline: entry('bob', 'k-b'), file })
@@ -105,8 +105,8 @@ test('a revoked entry wins over an earlier entry of the same key, inline or in t
 })
 
 test('an empty, comment-only or half-written keys file keeps the keys read last, and says why', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-keys-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  const dir = await makeTempDir('spillway-keys-')
+  t.after(() => removeTempDir(dir))
   const file = join(dir, 'keys.txt')
   await writeFile(file, `${entry('carol', 'k-c')}\n${entry('dave', 'k-d')}\n`)
   const logged: string[] = []

@@ -4,16 +4,14 @@
  * the request id.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
 import { startServer } from '../../../src/server.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { send } from '../../helpers/http.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -26,7 +24,7 @@ async function closedPort(): Promise<number> {
 
 test('a store that is down: /ready and GET /metrics say so generically; the details are logged with the request id', async (t) => {
   const port = await closedPort()
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-test-'))
+  const dataDir = await makeTempDir('spillway-test-')
   const config = loadConfig({
     env: {},
     overrides: {
@@ -45,7 +43,7 @@ test('a store that is down: /ready and GET /metrics say so generically; the deta
   const server = await startServer(config, createLogger(config.logLevel, stream))
   t.after(async () => {
     await server.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await removeTempDir(dataDir)
   })
   const internal = new RegExp(`ECONNREFUSED|127\\.0\\.0\\.1|${port}|fetch failed|ClickHouse query failed`)
 

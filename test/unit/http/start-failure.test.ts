@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
 import { startServer } from '../../../src/server.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 test('a start the API refuses (a bad trustProxy) undoes the pipeline: its lock is free for the next start', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'spillway-start-failure-'))
-  t.after(() => rm(dataDir, { recursive: true, force: true }))
+  const dataDir = await makeTempDir('spillway-start-failure-')
+  t.after(() => removeTempDir(dataDir))
   const config = (trustProxy: string) =>
     loadConfig({
       env: {},

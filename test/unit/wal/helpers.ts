@@ -1,5 +1,4 @@
-import { type FileHandle, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { nodeWalIo, type WalIo } from '../../../src/wal/io.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
@@ -8,11 +7,7 @@ import { type WalOpenOptions, WalWriter } from '../../../src/wal/writer.ts'
 
 type After = { after: (fn: () => Promise<void> | void) => void }
 
-export async function tempDir(t: After, prefix = 'spillway-wal-'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
+export { tempDir } from '../../helpers/temp-dir.ts'
 
 export function walOptions(dir: string, overrides: Partial<WalOptions> = {}): WalOptions {
   return {

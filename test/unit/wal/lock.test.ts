@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface, type Interface } from 'node:readline'
 import { type TestContext, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isSpillwayError } from '../../../src/errors.ts'
 import { type DirLock, lockDirectory } from '../../../src/wal/lock.ts'
+import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.ts'
 
 const HOLDER = new URL('./lock-holder.ts', import.meta.url).pathname
 
@@ -21,8 +21,8 @@ interface Answer {
 }
 
 async function dir(t: TestContext): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'spillway-lock-'))
-  t.after(() => rm(d, { recursive: true, force: true }))
+  const d = await makeTempDir('spillway-lock-')
+  t.after(() => removeTempDir(d))
   return d
 }
 
