@@ -45,6 +45,8 @@ export interface EventField {
   /** Longest value in UTF-16 code units: a number, or the name of the limit that bounds it. */
   readonly maxLength?: number | 'maxStringLength'
   readonly values?: readonly string[]
+  /** A `seconds` field that also takes an ISO-8601 string with a zone (parseIsoTimestamp). */
+  readonly acceptsIso?: boolean
   readonly description: string
   readonly example: unknown
   /** Left out of EVENT_EXAMPLE (the example body every test and the docs start from). */
@@ -144,6 +146,7 @@ export const EVENT_TABLE = [
     input: true,
     required: true,
     stored: true,
+    acceptsIso: true,
     description:
       'When it happened: integer Unix seconds, or an ISO-8601 string with a zone (`2024-08-12T15:13:32Z`, `…+02:00`; a fraction of a second is dropped). Stored as Unix seconds; not in the future beyond the clock-skew allowance.',
     example: 1723475612,

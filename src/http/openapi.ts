@@ -1,57 +1,81 @@
-/** The OpenAPI 3.1 description of every API route, served at /openapi.json and rendered at /docs. */
+/**
+ * The OpenAPI 3.1 description of every API route, served at /openapi.json and rendered at /docs,
+ * with an example of every request and response. The Event schema is derived from the field
+ * table (src/event/fields.ts).
+ */
+import { EVENT_EXAMPLE, EVENT_TABLE, type EventField } from '../event/fields.ts'
+
 const error = {
   type: 'object',
   required: ['error'],
   properties: { error: { type: 'string', description: 'One sentence naming what is wrong.' } },
 }
-const errorResponse = (description: string) => ({
+const errorResponse = (description: string, example: string) => ({
   description,
-  content: { 'application/json': { schema: error } },
+  content: { 'application/json': { schema: error, ...errorExample(example) } },
 })
-const event = {
+/** A field's JSON schema, from the field table. */
+function fieldSchema(field: EventField): Record<string, unknown> {
+  const limit =
+    field.maxLength === 'maxStringLength' ? ' At most maxStringLength (default 1024) characters.' : ''
+  const maxLength = typeof field.maxLength === 'number' ? { maxLength: field.maxLength } : {}
+  const described = { description: field.description + limit, examples: [field.example] }
+  switch (field.kind) {
+    case 'text':
+      return { type: 'string', minLength: 1, ...maxLength, ...described }
+    case 'string':
+    case 'label':
+      return { type: field.nullable ? ['string', 'null'] : 'string', ...maxLength, ...described }
+    case 'enum':
+      return { type: 'string', enum: field.values, ...described }
+    case 'seconds': {
+      const seconds = { type: 'integer', minimum: 1, description: 'Unix seconds.' }
+      if (!field.acceptsIso) return { ...seconds, ...described }
+      const iso = { type: 'string', format: 'date-time', description: 'ISO-8601 with a zone (Z or ±hh:mm).' }
+      return { oneOf: [seconds, iso], ...described, examples: [field.example, '2024-08-12T15:13:32Z'] }
+    }
+    case 'millis':
+      return { type: 'integer', minimum: 1, ...described }
+    case 'strings':
+      return { type: 'array', items: { type: 'string', ...maxLength }, ...described }
+    case 'object':
+      return { type: field.nullable ? ['object', 'null'] : 'object', ...described }
+  }
+}
+
+const inputFields = (EVENT_TABLE as readonly EventField[]).filter((field) => field.input)
+
+/** An optional field's schema also takes null (null means absent). */
+function inputSchema(field: EventField): Record<string, unknown> {
+  const schema = fieldSchema(field)
+  if (field.required) return schema
+  if (schema.oneOf !== undefined)
+    return { ...schema, oneOf: [...(schema.oneOf as object[]), { type: 'null' }] }
+  const type = schema.type as string | string[]
+  return { ...schema, type: Array.isArray(type) ? type : [type, 'null'] }
+}
+
+/** The Event schema: the input fields of the field table (src/event/fields.ts). */
+const eventSchema = {
   type: 'object',
   description:
-    'Every string (ids, names, tags, metadata keys and values) must be well-formed Unicode: a lone UTF-16 surrogate is refused, naming the field.',
-  required: ['event_name', 'user_id', 'timestamp', 'channel'],
+    'One event. Every string (ids, names, tags, metadata keys and values) must be well-formed Unicode: a lone UTF-16 surrogate is refused, naming the field. Unknown fields are refused; null means absent.',
+  required: inputFields.filter((field) => field.required).map((field) => field.name),
   additionalProperties: false,
-  properties: {
-    event_id: {
-      type: 'string',
-      maxLength: 128,
-      description: 'Idempotency key; events sharing it inside the dedup window are stored once.',
-    },
-    event_name: { type: 'string', minLength: 1 },
-    channel: { type: 'string', enum: ['web', 'mobile', 'api', 'email', 'push'] },
-    campaign_id: { type: ['string', 'null'] },
-    user_id: { type: 'string', minLength: 1 },
-    timestamp: {
-      type: 'integer',
-      minimum: 1,
-      description: 'Unix seconds; not in the future beyond the clock-skew allowance.',
-    },
-    sent_at: {
-      type: 'integer',
-      minimum: 1,
-      description: "The client's clock when it sent, Unix seconds; corrects client clock skew.",
-    },
-    tags: { type: 'array', items: { type: 'string' } },
-    metadata: {
-      type: 'object',
-      description:
-        'Any JSON object, nested at most maxDepth (8) levels. An integer beyond ±(2^53 − 1) is refused (400 naming it): JSON numbers cannot carry it exactly, so send big ids as strings.',
-    },
-  },
-  example: {
-    event_id: '0b6c9f0e-5f1c-4c39-9a57-5a3f0f1d2e11',
-    event_name: 'product_view',
-    channel: 'web',
-    campaign_id: 'cmp_987',
-    user_id: 'user_123',
-    timestamp: 1723475612,
-    tags: ['electronics', 'homepage'],
-    metadata: { product_id: 'prod-789', price: 129.99 },
-  },
+  properties: Object.fromEntries(inputFields.map((field) => [field.name, inputSchema(field)])),
+  example: EVENT_EXAMPLE,
 }
+const event = { $ref: '#/components/schemas/Event' }
+const example2 = {
+  ...EVENT_EXAMPLE,
+  event_id: '5d1c2a3b-0c4d-4e5f-8a6b-7c8d9e0f1a2b',
+  event_name: 'signup',
+  channel: 'mobile',
+  timestamp: '2024-08-12T15:14:02Z',
+}
+/** `{"error": …}` as an example of a response. */
+const errorExample = (error: string) => ({ example: { error } })
+const jsonExample = (value: unknown) => ({ example: value })
 const wait = {
   name: 'wait',
   in: 'query',
@@ -84,8 +108,20 @@ const overload = {
           limit: { type: 'integer', description: 'Its configured limit.' },
         },
       },
+      ...jsonExample({
+        error:
+          'the WAL backlog not yet delivered to the slowest sink is 1.0 GiB, limit 1.0 GiB (maxWalBacklogBytes)',
+        bound: 'wal_backlog',
+        value: 1073741824,
+        limit: 1073741824,
+      }),
     },
   },
+}
+const status = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string' }, error: { type: 'string' } },
 }
 const counts = {
   type: 'object',
@@ -96,7 +132,7 @@ const counts = {
 export const openapiDocument = {
   openapi: '3.1.0',
   info: {
-    title: 'Spillway',
+    title: 'Spillway API',
     version: '0.1.0',
     description:
       "Durable, backpressured event ingestion. A 202 means the event is in the write-ahead log and the log is fsync'd.",
@@ -115,7 +151,18 @@ export const openapiDocument = {
           },
           { name: 'Content-Encoding', in: 'header', schema: { type: 'string', enum: ['gzip', 'identity'] } },
         ],
-        requestBody: { required: true, content: { 'application/json': { schema: event } } },
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: event,
+              examples: {
+                unixSeconds: { summary: 'timestamp in Unix seconds', value: EVENT_EXAMPLE },
+                iso8601: { summary: 'timestamp as ISO-8601 with a zone', value: example2 },
+              },
+            },
+          },
+        },
         responses: {
           202: {
             description:
@@ -131,14 +178,27 @@ export const openapiDocument = {
                     duplicate: { type: 'boolean' },
                   },
                 },
+                examples: {
+                  accepted: { value: { status: 'accepted', event_id: EVENT_EXAMPLE.event_id } },
+                  duplicate: {
+                    value: { status: 'accepted', event_id: EVENT_EXAMPLE.event_id, duplicate: true },
+                  },
+                },
               },
             },
           },
           400: errorResponse(
             'Invalid event, JSON, UTF-8 (a leading BOM is ignored) or gzip, or a body nested deeper than any event can be; the message names the field or the limit.',
+            'channel must be one of web, mobile, api, email, push, got "fax"',
           ),
-          413: errorResponse('Body or event too large (after gzip inflation).'),
-          415: errorResponse('Content-Type or Content-Encoding not supported.'),
+          413: errorResponse(
+            'Body or event too large (after gzip inflation).',
+            'event is larger than 65536 bytes (got 70211)',
+          ),
+          415: errorResponse(
+            'Content-Type or Content-Encoding not supported.',
+            'Content-Type "text/plain" is not supported; send application/json',
+          ),
           503: overload,
         },
       },
@@ -167,22 +227,59 @@ export const openapiDocument = {
                   },
                 ],
               },
+              examples: {
+                array: { summary: 'a JSON array', value: [EVENT_EXAMPLE, example2] },
+                object: { summary: '{"events": [...]}', value: { events: [EVENT_EXAMPLE, example2] } },
+              },
             },
-            'application/x-ndjson': { schema: { type: 'string', description: 'One JSON event per line.' } },
+            'application/x-ndjson': {
+              schema: { type: 'string', description: 'One JSON event per line.' },
+              example: `${JSON.stringify(EVENT_EXAMPLE)}\n${JSON.stringify(example2)}\n`,
+            },
           },
         },
         responses: {
           202: {
             description: 'At least one event accepted.',
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
+            content: {
+              'application/json': {
+                schema: { $ref: '#/components/schemas/BatchResult' },
+                ...jsonExample({
+                  accepted: 998,
+                  duplicates: 1,
+                  rejected: [{ index: 7, error: 'user_id is required' }],
+                }),
+              },
+            },
           },
           400: {
             description:
               'Every event invalid (same body); or, as {"error"} only, the body is not UTF-8 JSON (a leading BOM is ignored) or is nested deeper than any event can be (maxDepth).',
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
+            content: {
+              'application/json': {
+                schema: { $ref: '#/components/schemas/BatchResult' },
+                ...jsonExample({
+                  accepted: 0,
+                  duplicates: 0,
+                  rejected: [
+                    {
+                      index: 0,
+                      error:
+                        'timestamp has no time zone, got "2024-08-12T15:13:32"; add Z (UTC) or an offset such as +02:00',
+                    },
+                  ],
+                }),
+              },
+            },
           },
-          413: errorResponse('Body too large (after inflation) or too many events.'),
-          415: errorResponse('Content-Type or Content-Encoding not supported.'),
+          413: errorResponse(
+            'Body too large (after inflation) or too many events.',
+            'batch has 10001 events; at most 10000 are accepted in one request',
+          ),
+          415: errorResponse(
+            'Content-Type or Content-Encoding not supported.',
+            'Content-Encoding "br" is not supported; send gzip or identity',
+          ),
           503: overload,
         },
       },
@@ -231,32 +328,73 @@ export const openapiDocument = {
                     },
                   ],
                 },
+                examples: {
+                  total: {
+                    value: { event_name: 'product_view', total_events: 1520, unique_users: 310 },
+                  },
+                  byChannel: {
+                    value: {
+                      event_name: 'product_view',
+                      grouped_by: 'channel',
+                      data: [
+                        { group: 'web', total_events: 1200, unique_users: 250 },
+                        { group: 'mobile', total_events: 320, unique_users: 75 },
+                      ],
+                    },
+                  },
+                },
               },
             },
           },
-          400: errorResponse('A parameter is missing or malformed; the message names it.'),
-          503: errorResponse('The store did not answer.'),
+          400: errorResponse(
+            'A parameter is missing or malformed; the message names it.',
+            'event_name is required',
+          ),
+          503: errorResponse(
+            'The store did not answer.',
+            'the query did not finish within queryTimeoutMs (10000 ms); retry',
+          ),
         },
       },
     },
     '/health': {
       get: {
         summary: 'Liveness',
-        responses: { 200: { description: '{"status":"healthy"} while the process runs.' } },
+        responses: {
+          200: {
+            description: 'While the process runs.',
+            content: { 'application/json': { schema: status, ...jsonExample({ status: 'healthy' }) } },
+          },
+        },
       },
     },
     '/ready': {
       get: {
         summary: 'Readiness: WAL recovered and every sink answers',
         responses: {
-          200: { description: '{"status":"ready"}' },
-          503: { description: '{"status":"not ready","error":"…"}' },
+          200: {
+            description: 'Ready.',
+            content: { 'application/json': { schema: status, ...jsonExample({ status: 'ready' }) } },
+          },
+          503: {
+            description: 'Not ready; `error` says why (details may follow).',
+            content: {
+              'application/json': {
+                schema: status,
+                ...jsonExample({
+                  status: 'not ready',
+                  error: 'WAL writes failing: no space left on device (ENOSPC)',
+                }),
+              },
+            },
+          },
         },
       },
     },
   },
   components: {
     schemas: {
+      Event: eventSchema,
       BatchResult: {
         type: 'object',
         required: ['accepted', 'duplicates', 'rejected'],
