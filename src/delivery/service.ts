@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts'
 import { DeliveryCheck } from '../dedup/delivery-check.ts'
 import { loadNodeId } from '../dedup/node-id.ts'
 import { type L2State, RedisDedup } from '../dedup/redis.ts'
+import { dedupWindow } from '../dedup/window.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../query/types.ts'
 import { type ClosableQueryBackend, createQueryBackend, createSink } from '../sinks/registry.ts'
@@ -284,12 +285,13 @@ async function startDedup(
   if (config.dedupCacheEntries === 0 && !config.redisUrl) return { checks: [], l2: undefined }
   // The node id names this node's claims in Redis; without Redis nothing uses it.
   const nodeId = config.redisUrl ? await loadNodeId(config.dataDir) : 'local'
+  const window = dedupWindow(config.dedupWindowSeconds)
   let l2: RedisDedup | undefined
   if (config.redisUrl) {
     l2 = new RedisDedup({
       url: config.redisUrl,
       prefix: config.redisKeyPrefix,
-      windowSeconds: config.dedupWindowSeconds,
+      windowSeconds: window.seconds,
       timeoutMs: config.redisTimeoutMs,
       logger: logger.child({ component: 'dedup-l2' }),
     })
@@ -301,7 +303,7 @@ async function startDedup(
         nodeId,
         namespace: name,
         cacheEntries: config.dedupCacheEntries,
-        windowMs: config.dedupWindowSeconds * 1000,
+        windowMs: window.ms,
         l2,
       }),
   )
@@ -321,7 +323,7 @@ async function warmDedup(
 ): Promise<void> {
   if (!check || !sink.recentKeys || config.dedupCacheEntries === 0) return
   const started = performance.now()
-  const since = Date.now() - config.dedupWindowSeconds * 1000
+  const since = dedupWindow(config.dedupWindowSeconds).since()
   try {
     const keys = await sink.recentKeys(since, config.dedupCacheEntries)
     const warmed = check.warm(keys)
