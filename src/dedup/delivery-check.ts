@@ -18,8 +18,8 @@
  * consume nodes loading Kafka into ClickHouse can share one Redis: the Kafka sink's claims
  * (`kafka:<key>`) never make the consumer drop an event it has yet to store (`clickhouse:<key>`).
  */
+import { keepLines, type PayloadKeys, payloadKeys } from '../intake/ndjson-keys.ts'
 import { DedupCache } from './cache.ts'
-import { keepLines, type PayloadKeys, payloadKeys } from './ndjson-keys.ts'
 import type { ClaimState, L2State, RedisDedup } from './redis.ts'
 
 /** A WAL record as the delivery loop holds it; the check rewrites `payload` and `count`. */

@@ -3,7 +3,7 @@
  * the payload line): `event_id` first, then `tenant` when it is set, `metadata` last, and before
  * `metadata` only strings, numbers, null and arrays of strings (so `,"metadata":` and
  * `,"timestamp":` cannot occur inside an earlier value). The constants below are the bytes
- * dedup/ndjson-keys.ts and sinks/clickhouse/rows.ts search for; `assertWalLineLayout` checks the
+ * intake/ndjson-keys.ts and sinks/clickhouse/rows.ts search for; `assertWalLineLayout` checks the
  * field table at load and intake/serialize.ts checks its own output with it, so a change of
  * order fails at start instead of as wrong dedup keys or ClickHouse rows.
  */

@@ -29,7 +29,7 @@ export function serializeEvent(e: NormalizedEvent): string {
   return (
     LINE_START +
     quoteJson(e.event_id) +
-    // Right after event_id (dedup/ndjson-keys.ts reads both from the line's start); only when set.
+    // Right after event_id (ndjson-keys.ts reads both from the line's start); only when set.
     (e.tenant ? TENANT_KEY + quoteJson(e.tenant) : '') +
     ',"event_name":' +
     quoteJson(e.event_name) +

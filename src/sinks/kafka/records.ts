@@ -18,8 +18,8 @@
  * `send` (one produce request per broker). Rounds go one after another.
  */
 import { partitionOf } from '../../connectors/kafka/client.ts'
-import { payloadKeys } from '../../dedup/ndjson-keys.ts'
 import { dedupKeyOf } from '../../intake/event-id.ts'
+import { payloadKeys } from '../../intake/ndjson-keys.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { SinkBatch } from '../sink.ts'
 

@@ -35,9 +35,9 @@ import {
   ensureStream,
   LazyNatsConnection,
 } from '../../connectors/nats/connection.ts'
-import { payloadKeys } from '../../dedup/ndjson-keys.ts'
 import { isSpillwayError, spillwayError } from '../../errors.ts'
 import { dedupKeyOf } from '../../intake/event-id.ts'
+import { payloadKeys } from '../../intake/ndjson-keys.ts'
 import { serializeEvent } from '../../intake/serialize.ts'
 import type { Logger } from '../../telemetry/logger.ts'
 import { delivered, type Sink, type SinkBatch, type Verdict } from '../sink.ts'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { readEvent, toWalLines } from '../../../src/consume/messages.ts'
-import { payloadKeys } from '../../../src/dedup/ndjson-keys.ts'
+import { payloadKeys } from '../../../src/intake/ndjson-keys.ts'
 import { decodeEvents, serializeEvent } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
 import { normalizedEvent } from '../../helpers/events.ts'

@@ -9,7 +9,7 @@
  * line's event: `<tenant>/<event_id>`, or the `event_id` alone without a tenant.
  */
 import { LINE_START, TENANT_KEY } from '../event/wal-line.ts'
-import { dedupKey } from '../intake/event-id.ts'
+import { dedupKey } from './event-id.ts'
 
 const NEWLINE = 0x0a
 const QUOTE = 0x22

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { keepLines, payloadKeys } from '../../../src/dedup/ndjson-keys.ts'
 import { dedupKeyOf } from '../../../src/intake/event-id.ts'
+import { keepLines, payloadKeys } from '../../../src/intake/ndjson-keys.ts'
 import { encodeEvents } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
 
