@@ -18,7 +18,7 @@ function reject(body: unknown, ctx: IntakeContext = CTX, limits: IntakeLimits = 
 }
 
 describe('event shape', () => {
-  test('the DESIGN example is accepted and normalised in the fixed field order', () => {
+  test('the example of docs/ARCHITECTURE.md "The event" is accepted and normalised in the fixed field order', () => {
     const event = accept(validBody())
     assert.deepEqual(Object.keys(event), [
       'event_id',
