@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
+import { INPUT_FIELDS, type InputFieldName, type RequiredFieldName } from '../event/fields.ts'
 import type { PayloadPlan } from './types.ts'
 
 export interface PreparedRequest {
@@ -29,6 +30,8 @@ export class RequestFactory {
   #recentNext = 0
   #nameQuoted: string[]
   #channelQuoted: string[]
+  /** The event's fields in the field table's order, each `,"name":` (the first `{"name":`) and its value's writer. */
+  readonly #fields: readonly (readonly [key: string, write: FieldWriter])[]
 
   constructor(
     url: URL,
@@ -42,6 +45,11 @@ export class RequestFactory {
     this.#random = mulberry32(seed)
     this.#nameQuoted = plan.eventNames.map((n) => JSON.stringify(n))
     this.#channelQuoted = plan.channels.map((c) => JSON.stringify(c))
+    const written = INPUT_FIELDS.filter((name) => FIELD_WRITERS[name] !== undefined)
+    this.#fields = written.map((name, i) => [
+      `${i === 0 ? '{' : ','}"${name}":`,
+      FIELD_WRITERS[name] as FieldWriter,
+    ])
     const lines = [
       `POST ${url.pathname}${url.search} HTTP/1.1`,
       `Host: ${url.host}`,
@@ -88,20 +96,48 @@ export class RequestFactory {
     if (this.#recent.length > 0 && r() < this.#plan.duplicateRatio) {
       return { json: this.#recent[Math.floor(r() * this.#recent.length)], duplicate: true }
     }
-    const p = this.#plan
-    const user = Math.floor(r() * p.users)
-    const product = Math.floor(r() * 1000)
-    const json =
-      `{"event_id":"${randomUUID()}","event_name":${this.#nameQuoted[Math.floor(r() * this.#nameQuoted.length)]},` +
-      `"channel":${this.#channelQuoted[Math.floor(r() * this.#channelQuoted.length)]},` +
-      `"campaign_id":"cmp_${Math.floor(r() * p.campaigns)}","user_id":"user_${user}",` +
-      `"timestamp":${Math.floor(Date.now() / 1000)},"tags":${TAGS[product % TAGS.length]},` +
-      `"metadata":{"product_id":"prod-${product}","price":${(product % 500) + 0.99}}}`
+    const draw: Draw = {
+      random: r,
+      plan: this.#plan,
+      names: this.#nameQuoted,
+      channels: this.#channelQuoted,
+      product: Math.floor(r() * 1000),
+    }
+    let json = ''
+    for (const [key, write] of this.#fields) json += key + write(draw)
+    json += '}'
     if (this.#recent.length < RECENT) this.#recent.push(json)
     else this.#recent[this.#recentNext] = json
     this.#recentNext = (this.#recentNext + 1) % RECENT
     return { json, duplicate: false }
   }
+}
+
+interface Draw {
+  readonly random: () => number
+  readonly plan: PayloadPlan
+  readonly names: readonly string[]
+  readonly channels: readonly string[]
+  /** The product this event is about (its tags and metadata agree). */
+  readonly product: number
+}
+/** The JSON text of one field's value. */
+type FieldWriter = (draw: Draw) => string
+
+/**
+ * A writer per field of the table (src/event/fields.ts): a required field the table gains and
+ * this map lacks fails type-checking; optional ones are sent when they have a writer (`sent_at`
+ * has none: the generator sends no clock skew).
+ */
+const FIELD_WRITERS: Record<RequiredFieldName, FieldWriter> & Partial<Record<InputFieldName, FieldWriter>> = {
+  event_id: () => `"${randomUUID()}"`,
+  event_name: (d) => d.names[Math.floor(d.random() * d.names.length)],
+  channel: (d) => d.channels[Math.floor(d.random() * d.channels.length)],
+  campaign_id: (d) => `"cmp_${Math.floor(d.random() * d.plan.campaigns)}"`,
+  user_id: (d) => `"user_${Math.floor(d.random() * d.plan.users)}"`,
+  timestamp: () => String(Math.floor(Date.now() / 1000)),
+  tags: (d) => TAGS[d.product % TAGS.length],
+  metadata: (d) => `{"product_id":"prod-${d.product}","price":${(d.product % 500) + 0.99}}`,
 }
 
 const TAGS = [

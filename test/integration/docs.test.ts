@@ -15,7 +15,7 @@ let url = ''
 const cleanups: (() => Promise<void>)[] = []
 
 before(async () => {
-  const server = await startTestServer({ after: (fn) => cleanups.push(fn) })
+  const server = await startTestServer({ after: (fn: () => Promise<void>) => cleanups.push(fn) })
   url = server.url
 })
 after(async () => {

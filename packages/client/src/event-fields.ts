@@ -206,6 +206,7 @@ type Table = (typeof EVENT_TABLE)[number]
 export type EventFieldName = Table['name']
 export type InputFieldName = Extract<Table, { input: true }>['name']
 export type StoredFieldName = Extract<Table, { stored: true }>['name']
+export type RequiredFieldName = Extract<Table, { required: true }>['name']
 
 const table: readonly EventField[] = EVENT_TABLE
 
