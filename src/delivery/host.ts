@@ -320,8 +320,6 @@ export class DeliveryHost implements QueryBackend {
   }
 }
 
-/** Same bound as the server gives the WAL writer (a batch request is one record). */
-
 /** true when `promise` settled within `ms`. */
 async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined

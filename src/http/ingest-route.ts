@@ -450,7 +450,6 @@ function wantsResults(query: URLSearchParams | undefined): boolean {
   )
 }
 
-/** `tenant`: the API key's label, which scopes the dedup keys (intake/event-id.ts); none without keys. */
 /** A query parameter given at most once (`?wait=false&wait=true` is a 400, not the first one's word). */
 function single(query: URLSearchParams | undefined, name: string): string | null {
   if (query === undefined) return null
