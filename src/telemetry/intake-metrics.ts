@@ -24,7 +24,7 @@ export interface IntakeRecorder {
   rejectedBy(error: unknown, count: number): void
 }
 
-export const DUPLICATE_LAYERS = ['l1', 'l2', 'delivery'] as const
+const DUPLICATE_LAYERS = ['l1', 'l2', 'delivery'] as const
 
 export class IntakeMetrics implements IntakeRecorder {
   readonly #delivery: DeliveryMetrics

@@ -35,7 +35,7 @@ export type { ClusterReading } from './cluster-metrics.ts'
 export type { ConsumeReading } from './consume-metrics.ts'
 export type { DeadLetterReading } from './dead-letter-metrics.ts'
 export type { DeliveryReading } from './delivery-metrics.ts'
-export { DUPLICATE_LAYERS, type IntakeRecorder } from './intake-metrics.ts'
+export type { IntakeRecorder } from './intake-metrics.ts'
 export type { RejectReason } from './reasons.ts'
 export type { WalReading } from './wal-metrics.ts'
 

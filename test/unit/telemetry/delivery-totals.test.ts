@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { DeliveryStats } from '../../../src/delivery/loop.ts'
-import { DeliveryTotals } from '../../../src/telemetry/delivery-totals.ts'
+import { DeliveryTotals, type SinkReading } from '../../../src/telemetry/delivery-totals.ts'
 
 const BUCKETS = [1, 10, 100]
 
-function stats(sink: string, rows: number, extra: Partial<DeliveryStats> = {}): DeliveryStats {
+function stats(sink: string, rows: number, extra: Partial<SinkReading> = {}): SinkReading {
   return {
     sink,
     slot: 0,
-    phase: 'running',
-    cursor: 0,
-    durableHead: 0,
-    backlogBytes: 0,
     deliveredRows: rows,
     deliveredBatches: rows > 0 ? 1 : 0,
     retries: 0,
@@ -21,9 +16,6 @@ function stats(sink: string, rows: number, extra: Partial<DeliveryStats> = {}): 
     breakerOpens: 0,
     refusedBatches: 0,
     deadLettered: 0,
-    lastError: null,
-    lastErrorAt: null,
-    lastDeliveredAt: null,
     batchRows: { buckets: BUCKETS, counts: [0, 0, rows > 0 ? 1 : 0], sum: rows, count: rows > 0 ? 1 : 0 },
     batchLatencyMs: { buckets: BUCKETS, counts: [0, 0, 0], sum: 0, count: 0 },
     duplicatesDelivery: 0,
