@@ -17,6 +17,7 @@ import type { Config } from './config/schema.ts'
 import { deadLetterLimits, deadLetterUsageReader } from './delivery/dead-letter.ts'
 import { DeliveryHost } from './delivery/host.ts'
 import { SweptSinks } from './delivery/store-loss.ts'
+import { withTimeout } from './shared/timeout.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { MetricSources } from './telemetry/metrics.ts'
 import { lockDirectory } from './wal/lock.ts'
@@ -123,10 +124,10 @@ export async function openPipeline(config: Config, logger: Logger): Promise<Pipe
       // Drain what the WAL holds, but not past the shutdown budget: anything left is durable in
       // the WAL and delivered after the next start, so stopping early loses nothing.
       const drained = delivery.stop({ drain: true })
-      const timer = new Promise<'timeout'>((resolve) =>
-        setTimeout(resolve, config.shutdownTimeoutMs, 'timeout').unref(),
-      )
-      if ((await Promise.race([drained, timer])) === 'timeout') {
+      const outcome = await withTimeout(drained, config.shutdownTimeoutMs, () => 'timeout' as const, {
+        unref: true,
+      })
+      if (outcome === 'timeout') {
         logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'DeliveryDrainTimedOut')
         await delivery.stop({ drain: false })
       }

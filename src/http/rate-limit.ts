@@ -23,6 +23,7 @@
  * so a flood of client IPs cannot grow memory without bound.
  */
 import { Redis } from 'ioredis'
+import { Backoff } from '../shared/backoff.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
 export interface RateDecision {
@@ -153,10 +154,9 @@ export class RateLimiter implements TokenSource {
   readonly #prefix: string
   readonly #ttl: number
   readonly #logger: Logger | undefined
-  readonly #probeMinMs: number
-  readonly #probeMaxMs: number
+  /** Pace of the probes while Redis is down: capped doubling, ±20 % so nodes do not come back in lockstep. */
+  readonly #probeBackoff: Backoff
   #redisDown = false
-  #probeDelayMs = 0
   #probeTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -167,8 +167,12 @@ export class RateLimiter implements TokenSource {
     // A bucket idle this long is full again: Redis may forget it.
     this.#ttl = Math.max(1, Math.ceil(this.#burst / this.#rate) + 1)
     this.#logger = options.logger
-    this.#probeMinMs = options.probeMinMs ?? 250
-    this.#probeMaxMs = Math.max(this.#probeMinMs, options.probeMaxMs ?? 5000)
+    const probeMinMs = options.probeMinMs ?? 250
+    this.#probeBackoff = new Backoff({
+      initialMs: probeMinMs,
+      maxMs: Math.max(probeMinMs, options.probeMaxMs ?? 5000),
+      jitter: 0.2,
+    })
     if (options.redisUrl) {
       const timeout = options.redisTimeoutMs ?? 200
       const client = new Redis(options.redisUrl, {
@@ -215,14 +219,13 @@ export class RateLimiter implements TokenSource {
     // Requests in flight when Redis went away all land here: one log line, one probe loop.
     if (this.#redisDown || this.#closed) return
     this.#redisDown = true
-    this.#probeDelayMs = this.#probeMinMs
-    this.#logger?.warn({ err: error, probeInMs: this.#probeDelayMs }, 'RateLimitSharedUnavailable')
-    this.#scheduleProbe()
+    this.#probeBackoff.reset()
+    const delay = this.#probeBackoff.next()
+    this.#logger?.warn({ err: error, probeInMs: delay }, 'RateLimitSharedUnavailable')
+    this.#scheduleProbe(delay)
   }
 
-  #scheduleProbe(): void {
-    // ±20 % jitter, so nodes that lost the same Redis do not all come back at the same instant.
-    const delay = Math.round(this.#probeDelayMs * (0.8 + 0.4 * Math.random()))
+  #scheduleProbe(delay: number): void {
     this.#probeTimer = setTimeout(() => void this.#probe(), delay)
     this.#probeTimer.unref()
   }
@@ -236,8 +239,7 @@ export class RateLimiter implements TokenSource {
       this.#logger?.info('RateLimitSharedRecovered')
     } catch {
       if (this.#closed) return
-      this.#probeDelayMs = Math.min(this.#probeMaxMs, this.#probeDelayMs * 2)
-      this.#scheduleProbe()
+      this.#scheduleProbe(this.#probeBackoff.next())
     }
   }
 

@@ -12,6 +12,7 @@
  * After the last arrival (or the end of the duration) the run goes on until the queue is sent and
  * every request in flight is answered or past its own `timeoutMs` (a timeout).
  */
+import { withTimeout } from '../shared/timeout.ts'
 import { Connection, type ConnectionEvents } from './connection.ts'
 import { RequestFactory, targetUrl } from './events.ts'
 import { Histogram } from './histogram.ts'
@@ -176,10 +177,12 @@ class Run implements ConnectionEvents {
       Math.max(1, schedule.total),
     )
     const opened = Array.from({ length: count }, () => this.#open())
-    const ready = await Promise.race([
+    const ready = await withTimeout(
       Promise.all(opened.map((c) => c.ready)),
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), this.#plan.timeoutMs).unref()),
-    ])
+      this.#plan.timeoutMs,
+      () => null,
+      { unref: true },
+    )
     for (const [i, connection] of opened.entries())
       if (connection.alive && ready?.[i]) this.#idle.push(connection) // idle since 0 on the run's clock
   }
