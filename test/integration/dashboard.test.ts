@@ -282,3 +282,52 @@ test('spillway top --once prints one frame of the live figures; an unreachable s
     },
   )
 })
+
+test('the event queries answer from the store the API queries: top names in a window, one name by channel', async (t) => {
+  const server = await startTestServer(t, { deliveryLingerMs: 20 })
+  const events = Array.from({ length: 30 }, (_, i) => event(i))
+  await postBatch(server.url, events)
+  const now = Math.floor(Date.now() / 1000)
+  const top = await eventually(async () => {
+    const response = await fetch(`${server.metricsUrl}/api/events/top?from=${now - 3600}&to=${now}&limit=5`)
+    assert.equal(response.status, 200)
+    const body = (await response.json()) as {
+      limit: number
+      data: { event_name: string; total_events: number }[]
+    }
+    return body.data.reduce((sum, r) => sum + r.total_events, 0) === 30 && body
+  }, 'the 30 events in the top names')
+  assert.equal(top.limit, 5)
+  assert.deepEqual(
+    top.data.map((r) => [r.event_name, r.total_events]),
+    [
+      ['page_view', 20],
+      ['signup', 10],
+    ],
+  )
+  const response = await fetch(
+    `${server.metricsUrl}/api/events/series?event_name=page_view&from=${now - 3600}&to=${now}&bucket=hour`,
+  )
+  assert.equal(response.status, 200)
+  const series = (await response.json()) as {
+    bucket: string
+    data: { channel: string; total_events: number }[]
+  }
+  assert.equal(series.bucket, 'hour')
+  const byChannel = Object.fromEntries(
+    ['web', 'mobile'].map((c) => [
+      c,
+      series.data.filter((r) => r.channel === c).reduce((sum, r) => sum + r.total_events, 0),
+    ]),
+  )
+  assert.deepEqual(byChannel, { web: 10, mobile: 10 })
+})
+
+test('a node whose sinks cannot answer queries says so with a 503', async (t) => {
+  const receiver = await NdjsonReceiver.start()
+  t.after(() => receiver.close())
+  const server = await startTestServer(t, { sinks: ['http'], httpSinkUrl: receiver.url })
+  const response = await fetch(`${server.metricsUrl}/api/events/top`)
+  assert.equal(response.status, 503)
+  assert.match(((await response.json()) as { error: string }).error, /quer/)
+})
