@@ -2,7 +2,7 @@
  * How ClickHouse says what went wrong: an exception code (`Code: 27, e.displayText() = …` in
  * 18.16, `Code: 27. DB::Exception: …` later, and the `X-ClickHouse-Exception-Code` header where the
  * server sends it) at the start of a non-2xx answer. The codes are grouped by what they mean for
- * a write (the sink's verdict.ts decides with them); `describe` puts an answer in one bounded line.
+ * a write (src/sinks/clickhouse/verdict.ts decides with them); `describe` puts an answer in one bounded line.
  */
 
 /** Codes of refused data: the same rows would be refused again. */

@@ -9,7 +9,7 @@
  * `max.message.bytes` (the largest record batch the broker takes, after compression), which the
  * sink cuts its produce requests by. Reading the limit needs DescribeConfigs; without the right
  * the broker default (1 MB) is assumed, and a refusal is still handled by isolating the refused
- * events (see sink.ts).
+ * events (src/sinks/kafka/sink.ts).
  *
  * Partitions. A key goes to `murmur2(key) & 0x7fffffff % partitions`, the partitioner of the Java
  * client (and of librdkafka's `murmur2_random`), so every Spillway node — and any other producer

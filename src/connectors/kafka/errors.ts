@@ -1,7 +1,7 @@
 /**
  * What a failure of @platformatic/kafka is made of, in words: the library aggregates errors
  * (per broker, per partition) and chains causes, and Kafka names its protocol errors
- * (`MESSAGE_TOO_LARGE`, `apiId`). Decisions read the names (the sink's verdict.ts); messages,
+ * (`MESSAGE_TOO_LARGE`, `apiId`). Decisions read the names (src/sinks/kafka/verdict.ts); messages,
  * logs and dead-letter reasons read `describe`. Shared by the `kafka` sink and `consume --from kafka`.
  */
 import { protocolErrors } from '@platformatic/kafka'

@@ -8,7 +8,7 @@
  * go to one partition and a consumer can drop them by key. Batches without NDJSON are encoded with
  * the intake's `serializeEvent`, the same bytes.
  *
- * Produce requests. Each record's partition is chosen here (client.ts `partitionOf`), so the sink
+ * Produce requests. Each record's partition is chosen here (connectors/kafka/client.ts `partitionOf`), so the sink
  * knows which records went in which partition batch — Kafka accepts or refuses a partition batch
  * as a whole. The records of a partition are cut into chunks whose estimated size stays under the
  * topic's `max.message.bytes` (with a margin: the estimate counts uncompressed bytes plus the

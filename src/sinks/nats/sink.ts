@@ -17,12 +17,12 @@
  * remembered until a batch is delivered, so the next attempt (the same batch after a retry, or
  * the halves delivery cuts it into after a permanent refusal) publishes only the rest.
  *
- * Connection and stream (src/connectors/nats/connection.ts): connected and checked in `open()`; a server that does
- * not answer then is logged, not fatal — events are acknowledged into the WAL, the readiness
- * probe says why the sink is not ready, and the next write connects. A stream that cannot take
- * the subject fails the start (and readiness) with a configuration error. After a no-responders
- * answer (the stream was deleted, or JetStream is restarting) the stream is checked, and created
- * if missing, again before the next attempt.
+ * Connection and stream (src/connectors/nats/connection.ts): connected and checked in `open()`; a
+ * server that does not answer then is logged, not fatal — events are acknowledged into the WAL,
+ * the readiness probe says why the sink is not ready, and the next write connects. A stream that
+ * cannot take the subject fails the start (and readiness) with a configuration error. After a
+ * no-responders answer (the stream was deleted, or JetStream is restarting) the stream is
+ * checked, and created if missing, again before the next attempt.
  *
  * Answers → verdicts: verdict.ts (a message the server refuses for its size is permanent;
  * everything else, silence included, retries).
