@@ -47,7 +47,9 @@ import { threadId } from 'node:worker_threads'
 import type { Config } from '../config/schema.ts'
 import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
 import { formatBytes } from '../format.ts'
+import { Backoff } from '../shared/backoff.ts'
 import { syncDir } from '../shared/durable-file.ts'
+import { sleep } from '../shared/timeout.ts'
 
 export interface DeadLetterEntry {
   /** Unix milliseconds: when the event was received (intake) or refused (delivery). */
@@ -290,14 +292,17 @@ class StoreLock {
     }
     const fd = this.#handle.fd
     const deadline = Date.now() + this.#timeoutMs
-    for (let wait = 1; !native.tryLock(fd); wait = Math.min(50, wait * 2)) {
+    // Made only when the lock is busy (a purge, another writer): the common append allocates nothing.
+    let pause: Backoff | undefined
+    while (!native.tryLock(fd)) {
       if (Date.now() > deadline) {
         throw ioError(
           new Error(`${join(this.#dir, LOCK_FILE)} stayed locked for ${this.#timeoutMs} ms (a dlq purge?)`),
           entries,
         )
       }
-      await new Promise((resolve) => setTimeout(resolve, wait))
+      pause ??= new Backoff({ initialMs: 1, maxMs: 50, jitter: 'none' })
+      await sleep(pause.next())
     }
     return () => native.unlock(fd)
   }
