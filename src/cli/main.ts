@@ -195,7 +195,7 @@ async function runUntilSignal(
   what: 'Server' | 'Consumer',
   start: (logger: Logger) => Promise<{ close(): Promise<void> }>,
 ): Promise<number> {
-  const logger = createLogger(config.logLevel)
+  const logger = createLogger(config.logLevel, { format: config.logFormat })
   // Handlers go in before the start: a SIGTERM that arrives while the WAL recovers or just after
   // the first request must still end in a drain and exit 0, not in the default kill.
   const signalled = Promise.withResolvers<string>()
@@ -257,7 +257,7 @@ function watchParent(onGone: (parentPid: number) => void): void {
 async function runWorker(): Promise<number> {
   const config = JSON.parse(process.env[CONFIG_ENV] ?? '{}') as Config
   const shard = Number(process.env[SHARD_ENV])
-  const logger = createLogger(config.logLevel).child({ shard })
+  const logger = createLogger(config.logLevel, { format: config.logFormat }).child({ shard })
   let worker: Awaited<ReturnType<typeof startWorker>>
   try {
     worker = await startWorker(config, logger, shard, process as unknown as Channel)

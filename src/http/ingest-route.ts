@@ -20,9 +20,11 @@ import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { IntakeContext } from '../intake/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ServerMetrics } from '../telemetry/metrics.ts'
+import { logAccess, pathOf, receivedOf } from './access-log.ts'
 import { type Admission, contentLengthOf, isRefusal, type Refusal, type Reservation } from './admission.ts'
 import { type ApiKeys, presentedKey } from './auth.ts'
 import { inflate, JSON_TYPES, NDJSON_TYPES, parseJsonBody } from './body.ts'
+import { parseTrustProxy } from './client-ip.ts'
 import type { Ingestor } from './ingest.ts'
 import type { RateDecision, TokenSource } from './rate-limit.ts'
 
@@ -126,9 +128,17 @@ export function errorAnswer(error: unknown, bodyLimit: number | undefined): Erro
 export class IngestHandler {
   readonly #deps: IngestHandlerDeps
   readonly #limits: Record<IngestRoute, number>
+  /** `accessLog` on: the client's address as `trustProxy` names it (not the rate limit's /64 bucket). */
+  readonly #accessClient: ((request: IncomingMessage) => string) | undefined
 
   constructor(deps: IngestHandlerDeps) {
     this.#deps = deps
+    if (deps.config.accessLog) {
+      const trusted = parseTrustProxy(deps.config.trustProxy)
+      this.#accessClient = trusted
+        ? (request) => trusted.clientIp(request)
+        : (request) => request.socket.remoteAddress ?? 'unknown'
+    }
     this.#limits = {
       '/events': deps.config.maxBodyBytes,
       '/events/batch': deps.config.maxBatchBytes,
@@ -380,11 +390,12 @@ export class IngestHandler {
     const { response } = ex
     if (response.destroyed || response.headersSent) return
     const payload = JSON.stringify(body)
+    const bytes = Buffer.byteLength(payload)
     const headers: string[] = [
       'content-type',
       'application/json; charset=utf-8',
       'content-length',
-      String(Buffer.byteLength(payload)),
+      String(bytes),
       'x-request-id',
       ex.id,
     ]
@@ -405,8 +416,21 @@ export class IngestHandler {
     response.writeHead(status, headers)
     response.end(payload)
     const { metrics } = this.#deps
-    metrics.request(ex.route, 'POST', status, performance.now() - ex.started, true)
+    const ms = performance.now() - ex.started
+    metrics.request(ex.route, 'POST', status, ms, true)
     if (ex.key !== undefined) metrics.keyedRequest(ex.key, ex.route, status)
+    if (this.#accessClient !== undefined) {
+      logAccess(this.#deps.logger, {
+        method: 'POST',
+        path: pathOf(ex.request.url),
+        status,
+        ms: Math.round(ms * 1000) / 1000,
+        bytes,
+        received: receivedOf(ex.request),
+        reqId: ex.id,
+        client: this.#accessClient(ex.request),
+      })
+    }
   }
 }
 

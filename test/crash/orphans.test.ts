@@ -100,7 +100,9 @@ async function assertStopsGracefully(serverPid: number, log: string, dataDir: st
   assert.equal((await next.exited()).code, 0)
 }
 
-test('npm start killed with SIGTERM: the server does not stay behind as an orphan', { timeout: 120_000 }, async (t) => {
+test('npm start killed with SIGTERM: the server does not stay behind as an orphan', {
+  timeout: 120_000,
+}, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-orphan-npm-'))
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   const { parent, serverPid, log } = await startUnder(t, dataDir, ['npm', 'start'])
@@ -109,7 +111,9 @@ test('npm start killed with SIGTERM: the server does not stay behind as an orpha
   await assertStopsGracefully(serverPid, log, dataDir)
 })
 
-test('a parent killed with SIGKILL: the server notices and stops as on SIGTERM', { timeout: 120_000 }, async (t) => {
+test('a parent killed with SIGKILL: the server notices and stops as on SIGTERM', {
+  timeout: 120_000,
+}, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-orphan-kill9-'))
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   // A parent that starts the server and lives on, like a supervisor or a shell script.
@@ -120,7 +124,9 @@ test('a parent killed with SIGKILL: the server notices and stops as on SIGTERM',
   await assertStopsGracefully(serverPid, log, dataDir)
 })
 
-test('serve --workers 2: workers stop when the primary is killed with SIGKILL', { timeout: 120_000 }, async (t) => {
+test('serve --workers 2: workers stop when the primary is killed with SIGKILL', {
+  timeout: 120_000,
+}, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-orphan-workers-'))
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   const server = await startServerProcess(dataDir, { SPILLWAY_WORKERS: '2' })
