@@ -15,7 +15,7 @@ import { DelayController } from './http/delay.ts'
 import { Ingestor } from './http/ingest.ts'
 import type { TokenSource } from './http/rate-limit.ts'
 import { openPipeline, type Pipeline } from './pipeline.ts'
-import type { QueryBackend } from './query/types.ts'
+import type { ExploreBackend, QueryBackend } from './query/types.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { type MetricSources, ServerMetrics } from './telemetry/metrics.ts'
 import { listenAddress, type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
@@ -131,7 +131,7 @@ export interface ApiOptions {
   readonly deliveredPosition: () => number
   /** The metric sources beyond the API's own (the pipeline's, or none in a cluster worker). */
   readonly sources: Omit<MetricSources, 'queuedEvents' | 'l1Keys' | 'admission'>
-  readonly query: QueryBackend
+  readonly query: QueryBackend & ExploreBackend
   /** Readiness beyond the API's own (closing, overload): the sinks, the WAL, the workers. */
   readonly dependencies: () => Promise<Readiness>
   readonly limiter?: TokenSource
@@ -247,11 +247,13 @@ export async function pipelineReadiness(pipeline: Pipeline, config: Config): Pro
     },
     sinks: sinks.sinks,
     ...(sinks.dedup && { dedup: sinks.dedup }),
+    ...(sinks.query && { query: sinks.query }),
   }
   if (sinks.ok && !walFailure) return { ok: true, details }
   const failing = Object.entries(sinks.sinks)
     .filter(([, s]) => !s.ok)
     .map(([name, s]) => `sink ${name}: ${s.error ?? 'not answering'}`)
+  if (sinks.query && !sinks.query.ok) failing.push(sinks.query.error ?? 'the query store does not answer')
   if (walFailure) failing.unshift(walFailure.error)
   return { ok: false, error: failing.join('; '), details }
 }

@@ -27,10 +27,10 @@ import { AggregatorRegistry } from 'prom-client'
 import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import { spillwayError } from '../errors.ts'
-import { rateLimiterFor } from '../http/rate-limit-config.ts'
-import type { Readiness } from '../http/readiness.ts'
+import type { Readiness } from '../http/app.ts'
+import { rateLimiterFor } from '../http/app.ts'
 import { openPipeline, walWriter } from '../pipeline.ts'
-import type { GroupBy, MetricsQuery } from '../query/types.ts'
+import type { GroupBy, MetricsQuery, SeriesQuery, TopEventsQuery } from '../query/types.ts'
 import { pipelineReadiness } from '../server.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { type ClusterReading, ServerMetrics } from '../telemetry/metrics.ts'
@@ -192,6 +192,8 @@ export async function startCluster(config: Config, logger: Logger, workers: numb
     const rpc = new Rpc(worker)
       .handle('totals', (query) => pipeline.delivery.totals(query as MetricsQuery))
       .handle('groups', (query) => pipeline.delivery.groups(query as MetricsQuery & { group_by: GroupBy }))
+      .handle('topEvents', (query) => pipeline.delivery.topEvents(query as TopEventsQuery))
+      .handle('series', (query) => pipeline.delivery.series(query as SeriesQuery))
       .handle('ready', readiness)
       .handle('token', (client) => {
         if (!limiter) throw new Error('rate limits are off')

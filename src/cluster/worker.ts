@@ -21,10 +21,19 @@
 import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
-import type { Readiness } from '../http/readiness.ts'
+import type { Readiness } from '../http/app.ts'
 import type { RateDecision } from '../http/rate-limit.ts'
 import { walWriter } from '../pipeline.ts'
-import type { GroupBy, MetricsQuery, MetricsRow, Totals } from '../query/types.ts'
+import type {
+  GroupBy,
+  MetricsQuery,
+  MetricsRow,
+  SeriesQuery,
+  SeriesRow,
+  Totals,
+  TopEventsQuery,
+  TopEventsRow,
+} from '../query/types.ts'
 import { openApi } from '../server.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { lockDirectory } from '../wal/lock.ts'
@@ -157,6 +166,9 @@ export async function startWorker(
       totals: (query: MetricsQuery) => rpc.call('totals', query, QUERY_TIMEOUT_MS) as Promise<Totals>,
       groups: (query: MetricsQuery & { readonly group_by: GroupBy }) =>
         rpc.call('groups', query, QUERY_TIMEOUT_MS) as Promise<MetricsRow[]>,
+      topEvents: (query: TopEventsQuery) =>
+        rpc.call('topEvents', query, QUERY_TIMEOUT_MS) as Promise<TopEventsRow[]>,
+      series: (query: SeriesQuery) => rpc.call('series', query, QUERY_TIMEOUT_MS) as Promise<SeriesRow[]>,
     },
     dependencies: () => rpc.call('ready', null, READY_TIMEOUT_MS) as Promise<Readiness>,
     ...(config.rateLimitPerSecond > 0 && {

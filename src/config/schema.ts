@@ -64,21 +64,6 @@ export const OPTIONS = {
     flag: 'log-level',
     doc: 'pino log level.',
   },
-  logFormat: {
-    type: 'enum',
-    default: 'auto',
-    values: ['auto', 'json', 'pretty'],
-    env: ['LOG_FORMAT'],
-    flag: 'log-format',
-    doc: '`json`: one JSON object per line (for a log shipper). `pretty`: coloured, human-readable lines (pino-pretty). `auto`: pretty when stdout is a terminal, JSON otherwise.',
-  },
-  accessLog: {
-    type: 'bool',
-    default: false,
-    env: ['SPILLWAY_ACCESS_LOG'],
-    flag: 'access-log',
-    doc: 'Log one line per API request at info (`HttpRequestServed`: method, path, status, duration, bytes, request id, client address as `trustProxy` resolves it). Off: no cost at all.',
-  },
   dataDir: {
     type: 'string',
     default: './data',
@@ -93,6 +78,14 @@ export const OPTIONS = {
     env: ['SPILLWAY_SINKS'],
     flag: 'sinks',
     doc: 'Comma list of sinks every event is delivered to; the first store in it answers `GET /metrics`.',
+  },
+  queryStore: {
+    type: 'enum',
+    default: 'auto',
+    values: ['auto', 'none', 'duckdb', 'clickhouse'],
+    env: ['SPILLWAY_QUERY_STORE'],
+    flag: 'query-store',
+    doc: 'Store that answers `GET /metrics` and the explore queries, independent of `sinks`: `auto` the first store in `sinks`; `clickhouse` the `clickhouse*` table, read-only when clickhouse is not a sink (a serve node writing to Kafka/NATS answers from what `consume` loads); `duckdb` only when duckdb is a sink (DuckDB lets no other process open its file); `none` no queries.',
   },
   acceptStoreLoss: {
     type: 'bool',

@@ -13,7 +13,18 @@ import { Worker } from 'node:worker_threads'
 import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import { spillwayError } from '../errors.ts'
-import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../query/types.ts'
+import type {
+  ExploreBackend,
+  GroupBy,
+  MetricsQuery,
+  MetricsRow,
+  QueryBackend,
+  SeriesQuery,
+  SeriesRow,
+  Totals,
+  TopEventsQuery,
+  TopEventsRow,
+} from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { WalSharedState } from '../wal/shared-state.ts'
 import type { DeliveryStats } from './loop.ts'
@@ -64,7 +75,7 @@ const WORKER_URL = new URL('./worker.ts', import.meta.url)
 const MAX_RESTART_DELAY_MS = 30_000
 const STOP_GRACE_MS = 5000
 
-export class DeliveryHost implements QueryBackend {
+export class DeliveryHost implements QueryBackend, ExploreBackend {
   readonly #config: Config
   readonly #logger: Logger
   readonly #workerData: DeliveryWorkerData
@@ -123,6 +134,15 @@ export class DeliveryHost implements QueryBackend {
 
   groups(query: MetricsQuery & { readonly group_by: GroupBy }): Promise<MetricsRow[]> {
     return this.#query('groups', query) as Promise<MetricsRow[]>
+  }
+
+  /** The dashboard's queries (query/types.ts ExploreBackend), bounded like `GET /metrics`. */
+  topEvents(query: TopEventsQuery): Promise<TopEventsRow[]> {
+    return this.#query('topEvents', query) as Promise<TopEventsRow[]>
+  }
+
+  series(query: SeriesQuery): Promise<SeriesRow[]> {
+    return this.#query('series', query) as Promise<SeriesRow[]>
   }
 
   /** Pings every sink (each bounded by `timeoutMs`); never rejects. */
@@ -276,7 +296,10 @@ export class DeliveryHost implements QueryBackend {
 
   // --- requests --------------------------------------------------------------------------------
 
-  async #query(method: 'totals' | 'groups', args: Call['totals']): Promise<unknown> {
+  async #query<M extends 'totals' | 'groups' | 'topEvents' | 'series'>(
+    method: M,
+    args: Call[M],
+  ): Promise<unknown> {
     try {
       return await this.#call(method, args, this.#queryTimeoutMs)
     } catch (error) {

@@ -11,7 +11,7 @@
  */
 import type { Config } from '../config/schema.ts'
 import { ERRORS, type ErrorCode, isSpillwayError, SpillwayError, spillwayError } from '../errors.ts'
-import type { GroupBy, MetricsQuery } from '../query/types.ts'
+import type { GroupBy, MetricsQuery, SeriesQuery, TopEventsQuery } from '../query/types.ts'
 
 export interface DeliveryWorkerData {
   readonly config: Config
@@ -35,6 +35,8 @@ export type CallRequest =
       readonly method: 'groups'
       readonly args: MetricsQuery & { readonly group_by: GroupBy }
     }
+  | { readonly type: 'call'; readonly id: number; readonly method: 'topEvents'; readonly args: TopEventsQuery }
+  | { readonly type: 'call'; readonly id: number; readonly method: 'series'; readonly args: SeriesQuery }
   | {
       readonly type: 'call'
       readonly id: number

@@ -10,8 +10,20 @@ import { loadNodeId } from '../dedup/node-id.ts'
 import { type L2State, RedisDedup } from '../dedup/redis.ts'
 import { dedupWindow } from '../dedup/window.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
-import type { GroupBy, MetricsQuery, MetricsRow, QueryBackend, Totals } from '../query/types.ts'
-import { type ClosableQueryBackend, createQueryBackend, createSink } from '../sinks/registry.ts'
+import { openQueryStore, type QueryStore } from '../query/store.ts'
+import type {
+  ExploreBackend,
+  GroupBy,
+  MetricsQuery,
+  MetricsRow,
+  QueryBackend,
+  SeriesQuery,
+  SeriesRow,
+  Totals,
+  TopEventsQuery,
+  TopEventsRow,
+} from '../query/types.ts'
+import { createSink } from '../sinks/registry.ts'
 import type { Sink } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { MAX_SINKS, type WalSharedState } from '../wal/shared-state.ts'
@@ -55,6 +67,8 @@ export interface ReadyReport {
    * it delivery goes on and the sinks' own idempotency holds (see src/dedup/redis.ts).
    */
   readonly dedup?: { readonly l2: L2Readiness }
+  /** The query store, when it is not one of the sinks (`queryStore`, src/query/store.ts). */
+  readonly query?: { readonly ok: boolean; readonly store: string; readonly error?: string }
 }
 
 export interface L2Readiness {
@@ -64,10 +78,10 @@ export interface L2Readiness {
   readonly errors: number
 }
 
-export class DeliveryService implements QueryBackend {
+export class DeliveryService implements QueryBackend, ExploreBackend {
   readonly #sinks: readonly Sink[]
   readonly #loops: readonly DeliveryLoop[]
-  readonly #query: ClosableQueryBackend
+  readonly #query: QueryStore
   readonly #deadLetter: DeadLetterStore
   readonly #logger: Logger
   readonly #l2: RedisDedup | undefined
@@ -79,14 +93,14 @@ export class DeliveryService implements QueryBackend {
     deadLetter: DeadLetterStore,
     logger: Logger,
     l2: RedisDedup | undefined,
-    queryBounds: { readonly timeoutMs: number; readonly queueSize: number },
+    query: QueryStore,
   ) {
     this.#l2 = l2
     this.#sinks = sinks
     this.#loops = loops
     this.#deadLetter = deadLetter
     this.#logger = logger
-    this.#query = createQueryBackend(sinks, queryBounds)
+    this.#query = query
   }
 
   /**
@@ -109,6 +123,14 @@ export class DeliveryService implements QueryBackend {
     const sinks = options.sinks ?? names.map((name) => createSink(name, config, logger))
     if (sinks.length !== names.length) throw new TypeError('one sink per config.sinks entry is required')
 
+    // The backend borrows a sink's database (or holds a read-only store of its own); it connects
+    // on first use, so making it before the sinks open only checks the configuration.
+    const query = openQueryStore(
+      config,
+      sinks,
+      { timeoutMs: config.queryTimeoutMs, queueSize: config.queryQueueSize },
+      logger,
+    )
     const deadLetter = new DeadLetterStore(join(config.dataDir, 'deadletter'), {
       source: 'delivery',
       limits: deadLetterLimits(config),
@@ -163,12 +185,10 @@ export class DeliveryService implements QueryBackend {
       await Promise.all(opened.map((sink) => sink.close().catch(() => {})))
       await deadLetter.close().catch(() => {})
       await dedup.l2?.close()
+      await query.close?.().catch(() => {})
       throw error
     }
-    return new DeliveryService(sinks, loops, deadLetter, logger, dedup.l2, {
-      timeoutMs: config.queryTimeoutMs,
-      queueSize: config.queryQueueSize,
-    })
+    return new DeliveryService(sinks, loops, deadLetter, logger, dedup.l2, query)
   }
 
   /** Each sink's published start cursor (after `start`), by name. */
@@ -182,6 +202,14 @@ export class DeliveryService implements QueryBackend {
 
   groups(query: MetricsQuery & { readonly group_by: GroupBy }): Promise<MetricsRow[]> {
     return this.#query.groups(query)
+  }
+
+  topEvents(query: TopEventsQuery): Promise<TopEventsRow[]> {
+    return this.#query.topEvents(query)
+  }
+
+  series(query: SeriesQuery): Promise<SeriesRow[]> {
+    return this.#query.series(query)
   }
 
   /**
@@ -215,10 +243,13 @@ export class DeliveryService implements QueryBackend {
         ]
       }),
     )
+    const own = this.#query.own
+    const query = own && { store: own.store, ...(await pingWithin(own, timeoutMs)) }
     return {
-      ok: results.every(([, r]) => r.ok),
+      ok: results.every(([, r]) => r.ok) && (query?.ok ?? true),
       sinks: Object.fromEntries(results),
       ...(this.#l2 && { dedup: { l2: await l2Readiness(this.#l2, timeoutMs) } }),
+      ...(query && { query }),
     }
   }
 

@@ -6,7 +6,7 @@
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
-import { createLogger } from '../telemetry/logger.ts'
+import { pino } from 'pino'
 import { WalSharedState } from '../wal/shared-state.ts'
 import {
   type CallRequest,
@@ -20,11 +20,14 @@ import { DeliveryService } from './service.ts'
 const port = parentPort
 if (!port) throw new Error('src/delivery/worker.ts runs as a worker thread (see DeliveryHost)')
 const data = workerData as DeliveryWorkerData
-const logger = createLogger(data.config.logLevel, {
-  format: data.config.logFormat,
-  sync: true,
-  base: { thread: 'delivery' },
-})
+const logger = pino(
+  {
+    level: data.config.logLevel,
+    base: { pid: process.pid, thread: 'delivery' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  },
+  pino.destination({ sync: true }),
+)
 
 const post = (message: WorkerMessage) => port.postMessage(message)
 
@@ -82,6 +85,10 @@ function call(request: CallRequest): Promise<unknown> {
       return service.totals(request.args)
     case 'groups':
       return service.groups(request.args)
+    case 'topEvents':
+      return service.topEvents(request.args)
+    case 'series':
+      return service.series(request.args)
     case 'ready':
       return service.ready(request.args.timeoutMs)
     case 'stats':

@@ -357,6 +357,103 @@ export const openapiDocument = {
         },
       },
     },
+    '/metrics/top': {
+      get: {
+        summary: "The most frequent event names in a window (the dashboard's top events)",
+        parameters: [
+          { name: 'from', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds, inclusive.' },
+          { name: 'to', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds, inclusive.' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+        ],
+        responses: {
+          200: {
+            description: 'Most events first, then name; exact counts, duplicates never counted.',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['limit', 'data'],
+                  properties: {
+                    from: { type: 'integer' },
+                    to: { type: 'integer' },
+                    limit: { type: 'integer' },
+                    data: {
+                      type: 'array',
+                      items: {
+                        ...counts,
+                        properties: { event_name: { type: 'string' }, ...counts.properties },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          400: errorResponse(
+            'A parameter is malformed; the message names it.',
+            'limit must be a whole number from 1 to 100, got "0"',
+          ),
+          503: errorResponse(
+            'The store did not answer.',
+            'the query did not finish within queryTimeoutMs (10000 ms); retry',
+          ),
+        },
+      },
+    },
+    '/metrics/series': {
+      get: {
+        summary: 'One event name over time, by bucket and channel',
+        parameters: [
+          { name: 'event_name', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'from', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds, inclusive.' },
+          { name: 'to', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds, inclusive.' },
+          {
+            name: 'bucket',
+            in: 'query',
+            schema: { type: 'string', enum: ['minute', 'hour', 'day'], default: 'hour' },
+          },
+        ],
+        responses: {
+          200: {
+            description:
+              'A row per (bucket, channel) with events, bucket start (ISO-8601 UTC) ascending, then channel; at most 10,000 buckets.',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['event_name', 'bucket', 'data'],
+                  properties: {
+                    event_name: { type: 'string' },
+                    from: { type: 'integer' },
+                    to: { type: 'integer' },
+                    bucket: { type: 'string', enum: ['minute', 'hour', 'day'] },
+                    data: {
+                      type: 'array',
+                      items: {
+                        ...counts,
+                        properties: {
+                          time: { type: 'string' },
+                          channel: { type: 'string' },
+                          ...counts.properties,
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          400: errorResponse(
+            'A parameter is missing or malformed, or the window holds more than 10,000 buckets; the message names it.',
+            'from…to spans 10081 minute buckets, more than 10000; narrow from/to or use a larger bucket',
+          ),
+          503: errorResponse(
+            'The store did not answer.',
+            'the query did not finish within queryTimeoutMs (10000 ms); retry',
+          ),
+        },
+      },
+    },
     '/health': {
       get: {
         summary: 'Liveness',

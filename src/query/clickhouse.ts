@@ -23,8 +23,8 @@
  * The dashboard's queries (ExploreBackend, bounds in explore.ts) count the same way: `topEvents`
  * groups by name in the window, `series` one name by UTC bucket start and channel.
  */
+import { ClickHouseError } from '../connectors/clickhouse/errors.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
-import { ClickHouseError } from '../sinks/clickhouse/client.ts'
 import { integerLiteral, quoteString } from '../sinks/clickhouse/escape.ts'
 import { MAX_DATETIME } from '../sinks/clickhouse/rows.ts'
 import type { ClickHouseTarget } from '../sinks/clickhouse/sink.ts'
@@ -333,7 +333,7 @@ function invalid(message: string) {
 }
 
 function failed(error: unknown) {
-  if (isSpillwayError(error, 'SPW_ERR_QUERY_INVALID')) return error
+  if (isSpillwayError(error) && error.code.startsWith('SPW_ERR_QUERY_')) return error
   const message =
     error instanceof ClickHouseError
       ? error.message

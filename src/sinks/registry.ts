@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts'
 import { spillwayError } from '../errors.ts'
 import { ClickHouseQueryBackend } from '../query/clickhouse.ts'
 import { DuckDbQueryBackend } from '../query/duckdb.ts'
-import type { QueryBackend } from '../query/types.ts'
+import type { ExploreBackend, QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { clickhouseSinkOptions } from './clickhouse/config.ts'
 import { ClickHouseSink } from './clickhouse/sink.ts'
@@ -51,7 +51,7 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
 }
 
 /** A query backend that may hold resources of its own (a connection). */
-export type ClosableQueryBackend = QueryBackend & { close?(): Promise<void> }
+export type ClosableQueryBackend = QueryBackend & ExploreBackend & { close?(): Promise<void> }
 
 /**
  * The query backend of the first sink that is a store; one that always fails when there is none.
@@ -73,12 +73,12 @@ export function createQueryBackend(
   return noStore(sinks.map((s) => s.name))
 }
 
-function noStore(names: readonly string[]): QueryBackend {
+function noStore(names: readonly string[]): ClosableQueryBackend {
   const fail = async (): Promise<never> => {
     throw spillwayError(
       'SPW_ERR_QUERY_NO_STORE',
-      `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb`,
+      `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb, or name one with queryStore (e.g. clickhouse, which spillway consume loads)`,
     )
   }
-  return { totals: fail, groups: fail }
+  return { totals: fail, groups: fail, topEvents: fail, series: fail }
 }

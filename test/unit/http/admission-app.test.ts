@@ -73,7 +73,12 @@ async function setup(
     ingestor,
     admission,
     metrics,
-    query: { totals: async () => ({ total_events: 0, unique_users: 0 }), groups: async () => [] },
+    query: {
+      totals: async () => ({ total_events: 0, unique_users: 0 }),
+      groups: async () => [],
+      topEvents: async () => [],
+      series: async () => [],
+    },
     readiness: async () => ({ ok: true }),
     logger: createLogger('silent'),
   })

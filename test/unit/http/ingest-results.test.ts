@@ -53,7 +53,12 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
     ingestor,
     admission,
     metrics,
-    query: { totals: async () => ({ total_events: 0, unique_users: 0 }), groups: async () => [] },
+    query: {
+      totals: async () => ({ total_events: 0, unique_users: 0 }),
+      groups: async () => [],
+      topEvents: async () => [],
+      series: async () => [],
+    },
     readiness: async () => ({ ok: true }),
     logger: createLogger('silent'),
   })
