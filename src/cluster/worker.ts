@@ -21,7 +21,7 @@
 import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
-import type { Readiness } from '../http/app.ts'
+import type { Readiness } from '../http/readiness.ts'
 import type { RateDecision } from '../http/rate-limit.ts'
 import { walWriter } from '../pipeline.ts'
 import type {

@@ -64,6 +64,21 @@ export const OPTIONS = {
     flag: 'log-level',
     doc: 'pino log level.',
   },
+  logFormat: {
+    type: 'enum',
+    default: 'auto',
+    values: ['auto', 'json', 'pretty'],
+    env: ['LOG_FORMAT'],
+    flag: 'log-format',
+    doc: '`json`: one JSON object per line (for a log shipper). `pretty`: coloured, human-readable lines (pino-pretty). `auto`: pretty when stdout is a terminal, JSON otherwise.',
+  },
+  accessLog: {
+    type: 'bool',
+    default: false,
+    env: ['SPILLWAY_ACCESS_LOG'],
+    flag: 'access-log',
+    doc: 'Log one line per API request at info (`HttpRequestServed`: method, path, status, duration, bytes, request id, client address as `trustProxy` resolves it). Off: no cost at all.',
+  },
   dataDir: {
     type: 'string',
     default: './data',

@@ -6,7 +6,7 @@
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
-import { pino } from 'pino'
+import { createLogger } from '../telemetry/logger.ts'
 import { WalSharedState } from '../wal/shared-state.ts'
 import {
   type CallRequest,
@@ -20,14 +20,11 @@ import { DeliveryService } from './service.ts'
 const port = parentPort
 if (!port) throw new Error('src/delivery/worker.ts runs as a worker thread (see DeliveryHost)')
 const data = workerData as DeliveryWorkerData
-const logger = pino(
-  {
-    level: data.config.logLevel,
-    base: { pid: process.pid, thread: 'delivery' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  },
-  pino.destination({ sync: true }),
-)
+const logger = createLogger(data.config.logLevel, {
+  format: data.config.logFormat,
+  sync: true,
+  base: { thread: 'delivery' },
+})
 
 const post = (message: WorkerMessage) => port.postMessage(message)
 
