@@ -319,7 +319,7 @@
         width,
         height: 200,
         series: [{}, ...series.map((s) => ({ width: 2, points: { show: false }, ...s }))],
-        axes: [axisStyle, { ...axisStyle, size: 60, values: options.values }],
+        axes: [axisStyle, { ...axisStyle, size: 72, values: options.values }],
         scales: {
           x: { time: options.time !== false },
           y: { range: (_u, _min, max) => [0, Math.max(max, options.minMax ?? 1)] },
