@@ -3,7 +3,7 @@
  * (enough for any u64), so a plain sort of the names is the log order and a position maps to its
  * file without an index: the segment holding position p is the last one whose start ≤ p.
  */
-import { open, readdir } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export const SEGMENT_SUFFIX = '.wal'
