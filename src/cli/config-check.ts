@@ -8,6 +8,7 @@ import { maskConfig } from '../config/mask.ts'
 import type { Config } from '../config/schema.ts'
 import { ApiKeys } from '../http/auth.ts'
 import { parseTrustProxy } from '../http/client-ip.ts'
+import { checkQueryStore } from '../query/store.ts'
 import { createSink } from '../sinks/registry.ts'
 import { createLogger } from '../telemetry/logger.ts'
 
@@ -15,6 +16,7 @@ import { createLogger } from '../telemetry/logger.ts'
 export function checkConfig(config: Config): Record<string, unknown> {
   const logger = createLogger('silent')
   for (const name of config.sinks) createSink(name, config, logger)
+  checkQueryStore(config)
   new ApiKeys({ inline: config.apiKeys, file: config.apiKeysFile })
   parseTrustProxy(config.trustProxy)
   return maskConfig(config)

@@ -19,6 +19,7 @@ import { ClickHouseClient } from '../connectors/clickhouse/client.ts'
 import { ClickHouseError } from '../connectors/clickhouse/errors.ts'
 import { spillwayError } from '../errors.ts'
 import { clickhouseSinkOptions } from '../sinks/clickhouse/config.ts'
+import { quoteString } from '../sinks/clickhouse/escape.ts'
 import { detectFeatures, qualifiedName, type ServerFeatures } from '../sinks/clickhouse/schema.ts'
 import { ClickHouseSink, type ClickHouseTarget } from '../sinks/clickhouse/sink.ts'
 import { DuckDbSink } from '../sinks/duckdb/sink.ts'
@@ -149,8 +150,13 @@ export class ReadOnlyClickHouse implements ClickHouseTargetSource {
     const features = await this.#features
     const table = qualifiedName(this.#database, this.#table)
     if (!this.#tableSeen) {
-      const exists = (await this.#client.query(`EXISTS TABLE ${table} FORMAT TabSeparated`)).trim()
-      if (exists !== '1') {
+      // system.tables, not EXISTS TABLE: that fails outright when the database is missing too.
+      const exists = (
+        await this.#client.query(
+          `SELECT count() FROM system.tables WHERE database = ${quoteString(this.#database)} AND name = ${quoteString(this.#table)} FORMAT TabSeparated`,
+        )
+      ).trim()
+      if (exists === '0') {
         throw spillwayError(
           'SPW_ERR_QUERY_FAILED',
           `the query store's table ${this.#database}.${this.#table} does not exist (yet) on ${this.#client.where}: the node that loads ClickHouse creates it; check clickhouseDatabase and clickhouseTable`,

@@ -9,15 +9,18 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, type TestContext, test } from 'node:test'
+import { loadConfig } from '../../src/config/load.ts'
 import { ClickHouseClient } from '../../src/connectors/clickhouse/client.ts'
 import { isSpillwayError } from '../../src/errors.ts'
 import { encodeEvents } from '../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../src/intake/types.ts'
 import { ClickHouseQueryBackend } from '../../src/query/clickhouse.ts'
 import { MAX_SERIES_BUCKETS } from '../../src/query/explore.ts'
+import { openQueryStore } from '../../src/query/store.ts'
 import { quoteIdentifier, quoteString } from '../../src/sinks/clickhouse/escape.ts'
 import { ClickHouseSink } from '../../src/sinks/clickhouse/sink.ts'
 import type { SinkBatch } from '../../src/sinks/sink.ts'
+import { createLogger } from '../../src/telemetry/logger.ts'
 import {
   type ClickHouseServer,
   dropDatabase,
@@ -362,4 +365,41 @@ test('explore: an open-ended minute series past the bucket bound is refused; hou
     hours.reduce((sum, row) => sum + row.total_events, 0),
     MAX_SERIES_BUCKETS + 1,
   )
+})
+
+test('queryStore clickhouse on a node without the sink: read-only, says when the table is not there yet, then answers', async (t) => {
+  const database = uniqueDatabase()
+  t.after(() => dropDatabase(clickhouse, database))
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      sinks: ['memory'],
+      queryStore: 'clickhouse',
+      clickhouseUrl: clickhouse.url,
+      clickhouseDatabase: database,
+    },
+  })
+  const store = openQueryStore(config, [], {}, createLogger('silent'))
+  t.after(() => store.close?.())
+  assert.equal(store.own?.store, 'clickhouse')
+  await store.own?.ping()
+  for (const ask of [() => store.totals({ event_name: 'signup' }), () => store.topEvents({ limit: 3 })]) {
+    await assert.rejects(ask(), (e) => {
+      assert.ok(isSpillwayError(e, 'SPW_ERR_QUERY_FAILED'), String(e))
+      assert.match((e as Error).message, new RegExp(`table ${database}\\.events does not exist \\(yet\\)`))
+      return true
+    })
+  }
+  assert.equal(
+    (
+      await clickhouse.query(`SELECT count() FROM system.databases WHERE name = ${quoteString(database)}`)
+    ).trim(),
+    '0',
+    'the read-only store created nothing',
+  )
+  const { sink } = await openSink(t, { database })
+  await sink.write(batchOf([...signupEvents(), ...otherEvents()]))
+  await sink.write(batchOf(signupEvents())) // copies
+  assert.deepEqual(await store.totals({ event_name: 'signup' }), { total_events: 9, unique_users: 5 })
+  await assertExploreContract(store)
 })

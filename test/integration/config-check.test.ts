@@ -75,6 +75,16 @@ test('bad files: exit 2 with every problem named, before anything starts', async
     ['keysfile.yaml', 'apiKeysFile: /nonexistent/keys.txt\n', /apiKeysFile \/nonexistent\/keys\.txt/],
     ['broken.yaml', 'httpPort: [\n', /./],
     ['enum.json', JSON.stringify({ ack: 'sometimes' }), /ack/],
+    [
+      'querystore-duckdb.yaml',
+      'sinks: [kafka]\nkafkaBrokers: 127.0.0.1:9092\nqueryStore: duckdb\n',
+      /queryStore duckdb needs duckdb in sinks \(sinks: kafka\).*not even read-only/,
+    ],
+    [
+      'querystore-clickhouse.yaml',
+      'sinks: [kafka]\nkafkaBrokers: 127.0.0.1:9092\nqueryStore: clickhouse\n',
+      /queryStore clickhouse needs a server: set clickhouseUrl/,
+    ],
   ]
   for (const [name, text, expected] of cases) {
     const result = await check(t, name, text)
