@@ -32,6 +32,20 @@ const KEY = 'spw_dashboard_browser_key'
 
 let browser: Browser
 
+/** The little of the page's DOM the checks read (this project's TypeScript has no DOM library). */
+interface PageDom {
+  readonly document: {
+    querySelector(selector: string): {
+      readonly textContent: string | null
+      readonly width: number
+      readonly height: number
+      getContext(kind: '2d'): {
+        getImageData(x: number, y: number, w: number, h: number): { readonly data: Uint8ClampedArray }
+      } | null
+    } | null
+  }
+}
+
 before(async () => {
   const { stdout } = await run('bash', [join(ROOT, 'scripts/chromium.sh'), 'ensure'])
   const executablePath = stdout.trim().split('\n').at(-1)!
@@ -81,7 +95,8 @@ async function postBatch(url: string, count: number, from: number): Promise<void
 function pixelsOf(page: Page, chart: string, rgb: [number, number, number]): Promise<number> {
   return page.evaluate(
     ({ chart, rgb }) => {
-      const canvas = document.querySelector(`#${chart} canvas`) as HTMLCanvasElement | null
+      const { document } = globalThis as unknown as PageDom
+      const canvas = document.querySelector(`#${chart} canvas`)
       if (!canvas || canvas.width === 0) return 0
       const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
       let n = 0
@@ -124,14 +139,19 @@ test('the page shows the events sent, charts them, and a stopped sink’s breake
   await postBatch(server.url, 30, 0)
   await postBatch(server.url, 30, 30)
   await page.waitForFunction(
-    (n) => document.querySelector('#c-accepted-total')?.textContent === String(n),
+    (n) =>
+      (globalThis as unknown as PageDom).document.querySelector('#c-accepted-total')?.textContent ===
+      String(n),
     N,
     { timeout: 20_000 },
   )
   await page.waitForFunction(
     () =>
-      Number(document.querySelector('[data-sink="http"] td:nth-child(4)')?.textContent?.replace(/,/g, '')) ===
-      60,
+      Number(
+        (globalThis as unknown as PageDom).document
+          .querySelector('[data-sink="http"] td:nth-child(4)')
+          ?.textContent?.replace(/,/g, ''),
+      ) === 60,
     undefined,
     { timeout: 20_000 },
   )
@@ -153,7 +173,10 @@ test('the page shows the events sent, charts them, and a stopped sink’s breake
   const error = await page.textContent('tr[data-sink="http"] td.err')
   assert.match(error ?? '', /503/)
 
-  // An event name is user data: shown as text, never run as HTML (the explorer, when a store answers).
+  // An event name is user data: the explorer shows it as text, never runs it as HTML.
+  await page.selectOption('#window', '900')
+  await page.waitForSelector('#top td:text-is("<img src=x onerror=alert(1)>")', { timeout: 20_000 })
+  assert.equal(await page.locator('#top img').count(), 0)
   assert.deepEqual(problems, [])
   const shot =
     process.env['SPILLWAY_DASHBOARD_SCREENSHOT'] || join(tmpdir(), `spillway-dashboard-${Date.now()}.png`)
@@ -174,7 +197,10 @@ test('off loopback with API keys, the page asks for a key and then shows the fee
   await page.fill('#key-input', 'not-the-key')
   await page.click('#key-form button')
   await page.waitForFunction(
-    () => /refused/.test(document.querySelector('#key-message')?.textContent ?? ''),
+    () =>
+      /refused/.test(
+        (globalThis as unknown as PageDom).document.querySelector('#key-message')?.textContent ?? '',
+      ),
     undefined,
     {
       timeout: 15_000,
