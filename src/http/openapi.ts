@@ -386,6 +386,15 @@ export const openapiDocument = {
                     },
                   },
                 },
+                ...jsonExample({
+                  from: 1723471200,
+                  to: 1723478400,
+                  limit: 2,
+                  data: [
+                    { event_name: 'product_view', total_events: 1520, unique_users: 310 },
+                    { event_name: 'signup', total_events: 48, unique_users: 48 },
+                  ],
+                }),
               },
             },
           },
@@ -440,6 +449,14 @@ export const openapiDocument = {
                     },
                   },
                 },
+                ...jsonExample({
+                  event_name: 'product_view',
+                  bucket: 'hour',
+                  data: [
+                    { time: '2024-08-12T15:00:00Z', channel: 'mobile', total_events: 80, unique_users: 21 },
+                    { time: '2024-08-12T15:00:00Z', channel: 'web', total_events: 300, unique_users: 64 },
+                  ],
+                }),
               },
             },
           },
