@@ -21,8 +21,9 @@
 import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
-import type { Readiness } from '../http/readiness.ts'
+import { openApi } from '../http/api.ts'
 import type { RateDecision } from '../http/rate-limit.ts'
+import type { Readiness } from '../http/readiness.ts'
 import { walWriter } from '../pipeline.ts'
 import type {
   GroupBy,
@@ -30,11 +31,10 @@ import type {
   MetricsRow,
   SeriesQuery,
   SeriesRow,
-  Totals,
   TopEventsQuery,
   TopEventsRow,
+  Totals,
 } from '../query/types.ts'
-import { openApi } from '../server.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { lockDirectory } from '../wal/lock.ts'
 import { WalSharedState } from '../wal/shared-state.ts'
