@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.ts'
 import type { ExploreBackend, QueryBackend } from '../query/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ServerMetrics } from '../telemetry/metrics.ts'
+import { registerAccessLog } from './access-log.ts'
 import type { Admission } from './admission.ts'
 import { apiServer } from './api-server.ts'
 import { registerBodyParsers } from './body.ts'
@@ -26,9 +27,9 @@ import { clientBucket, type TokenSource } from './rate-limit.ts'
 import type { Readiness } from './readiness.ts'
 import { type RequestGuards, requestGuards } from './request-guards.ts'
 import { registerDocsRoutes } from './routes/docs.ts'
+import { registerExploreRoutes } from './routes/explore.ts'
 import { registerHealthRoutes } from './routes/health.ts'
 import { registerIngestRoutes } from './routes/ingest.ts'
-import { registerExploreRoutes } from './routes/explore.ts'
 import { registerQueryRoutes } from './routes/query.ts'
 
 export type { Readiness } from './readiness.ts'
@@ -72,6 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerBodyParsers(app)
   const guards = requestGuards(app, { config, logger, limiter: deps.limiter })
   addRequestHooks(app, guards, metrics, logger)
+  if (config.accessLog) registerAccessLog(app, logger, isIngest)
 
   await registerDocsRoutes(app)
   const { apiKeys, burst, limiter } = guards

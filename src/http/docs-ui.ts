@@ -3,6 +3,8 @@
  * an inline SVG served by the process itself (no CDN, works offline): a spillway — water falling
  * over a weir into the basin below.
  */
+import type { FastifySwaggerUiOptions } from '@fastify/swagger-ui'
+
 const LOGO_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="160" height="40" viewBox="0 0 160 40">
 <rect x="2" y="6" width="6" height="28" rx="1" fill="#1f3b57"/>
 <path d="M8 10h10c6 0 8 4 9 10s3 12 9 12h2v2H8z" fill="#3a9ad9"/>
@@ -18,7 +20,7 @@ const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"
 export const SPILLWAY_LOGO = Buffer.from(LOGO_SVG)
 
 /** The options of @fastify/swagger-ui beside `routePrefix`. */
-export const docsUiOptions = {
+export const docsUiOptions: Omit<FastifySwaggerUiOptions, 'routePrefix'> = {
   logo: { type: 'image/svg+xml', content: SPILLWAY_LOGO, href: '/docs', target: '_self' },
   theme: {
     title: 'Spillway API',
@@ -32,4 +34,4 @@ export const docsUiOptions = {
       },
     ],
   },
-} as const
+}
