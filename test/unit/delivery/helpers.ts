@@ -70,13 +70,6 @@ export async function rig(
   return { dir, log, sink, deadLetter, cursorFile, loop: make(), restart: make }
 }
 
-/** Polls `check` until it returns true; fails after `timeoutMs` with `what`. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
-}
+export { eventually } from '../../helpers/wait.ts'
 
 export const ids = (list: readonly { event_id: string }[]) => list.map((e) => e.event_id)
