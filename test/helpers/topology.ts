@@ -5,6 +5,8 @@
  * shared dedup layer. The traffic is two-nodes.ts's: every event sent one to three times, to
  * either serve node, alone or in batches, by clients that fail over when their node is down.
  * The chaos: serve node 0 and the consume node are SIGKILLed mid-way and restarted.
+ * The serve nodes answer queries from the ClickHouse the consumer loads (`queryStore: clickhouse`):
+ * their `GET /metrics`, `/metrics/top` and `/metrics/series` must count every event once.
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
@@ -51,7 +53,14 @@ export async function runTopology(t: Hooks, options: TopologyOptions, kill: bool
     SPILLWAY_REDIS_KEY_PREFIX: `${database}:`,
     SPILLWAY_DELIVERY_LINGER_MS: '20',
   }
-  const serveEnv = { ...shared, SPILLWAY_SINKS: options.log }
+  // The serve nodes answer queries from the ClickHouse the consumer loads (queryStore, read-only).
+  const serveEnv = {
+    ...shared,
+    SPILLWAY_SINKS: options.log,
+    SPILLWAY_QUERY_STORE: 'clickhouse',
+    CLICKHOUSE_URL: clickhouse.url,
+    CLICKHOUSE_DATABASE: database,
+  }
   const consumeEnv = {
     ...shared,
     SPILLWAY_SINKS: 'clickhouse',
@@ -60,6 +69,14 @@ export async function runTopology(t: Hooks, options: TopologyOptions, kill: bool
     CLICKHOUSE_DATABASE: database,
   }
   const serve: NodeHandle[] = [await startNode(t, serveEnv), await startNode(t, serveEnv)]
+  if (!kill) {
+    // Before the consumer made the table: a 503 (its reason, which names the table, goes to the
+    // log only: public-errors.ts), and the node is ready all the same.
+    const early = await fetch(`${serve[1].server.url}/metrics?event_name=${name}`)
+    assert.equal(early.status, 503)
+    assert.match(((await early.json()) as { error: string }).error, /query store is unavailable/)
+    assert.equal((await fetch(`${serve[1].server.url}/ready`)).status, 200)
+  }
   const consume = await startNode(t, consumeEnv, 'consume')
   const table = `\`${database}\`.events`
   const stored = async () => {
@@ -88,6 +105,28 @@ export async function runTopology(t: Hooks, options: TopologyOptions, kill: bool
   assert.equal(outcome.acked.size, options.events, 'every event acknowledged')
 
   await waitForStored(stored, options.events, 120_000)
+  // A serve node (whose sinks are only the log) answers from ClickHouse, copies never counted.
+  const ask = async (path: string) => {
+    const answer = await fetch(`${serve[1].server.url}${path}`)
+    assert.equal(answer.status, 200, path)
+    return (await answer.json()) as Record<string, unknown>
+  }
+  const users = Math.min(options.events, 500) // two-nodes.ts eventOf: user_<n % 500>
+  assert.deepEqual(await ask(`/metrics?event_name=${name}`), {
+    event_name: name,
+    total_events: options.events,
+    unique_users: users,
+  })
+  assert.deepEqual((await ask(`/metrics/top?limit=1`))['data'], [
+    { event_name: name, total_events: options.events, unique_users: users },
+  ])
+  const series = (await ask(`/metrics/series?event_name=${name}&bucket=day`))['data'] as {
+    total_events: number
+  }[]
+  assert.equal(
+    series.reduce((sum, row) => sum + row.total_events, 0),
+    options.events,
+  )
   for (const node of [...serve, consume]) await stopNode(node)
   const counts = await storedClickHouseCounts(clickhouse, database)
   t.diagnostic(`${counts.rowsBefore} rows inserted for ${counts.uniqueBefore} events before the final merge`)
