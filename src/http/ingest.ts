@@ -23,6 +23,7 @@
  */
 import type { Config } from '../config/schema.ts'
 import { ABSENT, CONFLICT, contentFingerprint, DedupCache, SAME } from '../dedup/cache.ts'
+import { dedupWindow } from '../dedup/window.ts'
 import type { DeadLetterStore } from '../delivery/dead-letter.ts'
 import { spillwayError } from '../errors.ts'
 import { parseBatch, validateBatch } from '../intake/batch.ts'
@@ -93,7 +94,7 @@ export class Ingestor {
     this.#deadLetters = deadLetters
     this.#metrics = metrics
     this.#maxBatchEvents = config.maxBatchEvents
-    this.#l1 = new DedupCache(config.dedupCacheEntries, config.dedupWindowSeconds * 1000, { content: true })
+    this.#l1 = new DedupCache(config.dedupCacheEntries, dedupWindow(config.dedupWindowSeconds).ms, { content: true })
     this.#limits = Object.freeze({
       maxEventBytes: config.maxEventBytes,
       maxStringLength: config.maxStringLength,
