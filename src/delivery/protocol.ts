@@ -35,7 +35,12 @@ export type CallRequest =
       readonly method: 'groups'
       readonly args: MetricsQuery & { readonly group_by: GroupBy }
     }
-  | { readonly type: 'call'; readonly id: number; readonly method: 'topEvents'; readonly args: TopEventsQuery }
+  | {
+      readonly type: 'call'
+      readonly id: number
+      readonly method: 'topEvents'
+      readonly args: TopEventsQuery
+    }
   | { readonly type: 'call'; readonly id: number; readonly method: 'series'; readonly args: SeriesQuery }
   | {
       readonly type: 'call'
