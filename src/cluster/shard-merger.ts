@@ -22,8 +22,10 @@
  *
  * Order: a shard's records keep their order; records of different shards interleave.
  */
+
 import { join } from 'node:path'
 import { CursorFile } from '../delivery/cursor-file.ts'
+import { sleep } from '../shared/timeout.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { WalReader } from '../wal/reader.ts'
 import type { WalSharedState } from '../wal/shared-state.ts'
@@ -196,8 +198,4 @@ export class ShardMerger {
 /** The saved merge cursor of the shard in `dir`, or null when none was saved. */
 export function loadMergeCursor(dir: string): Promise<number | null> {
   return new CursorFile(dir, 'merged').load()
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -4,11 +4,13 @@
  * progress each worker is sent every PROGRESS_EVERY_MS, and the drain at shutdown. Shards left by
  * an earlier start with more workers ("orphans") are recovered here and merged, with no worker.
  */
+
 import { join } from 'node:path'
 import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import type { Pipeline } from '../pipeline.ts'
 import { walWriter } from '../pipeline.ts'
+import { withTimeout } from '../shared/timeout.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { type DirLock, lockDirectory } from '../wal/lock.ts'
 import { WalSharedState } from '../wal/shared-state.ts'
@@ -125,8 +127,7 @@ export class ShardSet {
       }
     }
     const drained = Promise.all(this.#shards.map((s) => s.merger.stop({ drain: true })))
-    const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, timeoutMs, 'timeout').unref())
-    if ((await Promise.race([drained, timer])) === 'timeout') {
+    if ((await withTimeout(drained, timeoutMs, () => 'timeout' as const, { unref: true })) === 'timeout') {
       this.#logger.warn({ timeoutMs }, 'ShardMergeDrainTimedOut')
       await Promise.all(this.#shards.map((s) => s.merger.stop({ drain: false })))
     }
