@@ -15,19 +15,12 @@
  *   dlq purge  [--data-dir D] (--reason TEXT | --sink S | --before TIME | --replayed)… | --all
  *              [--dry-run] [--json]            (`dlq drop` is the same command)
  *     Removes the entries every given filter matches (or every entry with --all) and frees their
- *     bytes, safely while servers append (see dropDeadLetters in delivery/dead-letter.ts).
+ *     bytes, safely while servers append (see dropDeadLetters in shared/dead-letter.ts).
  *     --reason matches part of the reason, --before a time (ISO-8601 or Unix seconds), --replayed
  *     the entries a replay got accepted.
  */
 import { join } from 'node:path'
 import type { Config } from '../config/schema.ts'
-import {
-  type DeadLetterUsage,
-  type DropReport,
-  deadLetterUsage,
-  dropDeadLetters,
-  type StoredDeadLetter,
-} from '../delivery/dead-letter.ts'
 import {
   type DeadLetterState,
   deadLetterStates,
@@ -35,6 +28,13 @@ import {
   ReplayLedger,
 } from '../delivery/dlq-ledger.ts'
 import { type ReplayReport, replayDeadLetters } from '../delivery/dlq-replay.ts'
+import {
+  type DeadLetterUsage,
+  type DropReport,
+  deadLetterUsage,
+  dropDeadLetters,
+  type StoredDeadLetter,
+} from '../shared/dead-letter.ts'
 
 /** Flags of the dlq commands; the others go to the configuration (e.g. --data-dir, --config). */
 export const DLQ_FLAGS = [

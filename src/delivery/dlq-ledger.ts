@@ -22,9 +22,9 @@ import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isSpillwayError } from '../errors.ts'
+import { type StoredDeadLetter, scanDeadLetters } from '../shared/dead-letter.ts'
 import { syncDir } from '../shared/durable-file.ts'
 import { type DirLock, lockDirectory } from '../wal/lock.ts'
-import { type StoredDeadLetter, scanDeadLetters } from './dead-letter.ts'
 
 /** `rejected` only in ledgers of older replays (see the header). */
 export type ReplayOutcome = 'accepted' | 'invalid' | 'failed' | 'rejected'

@@ -30,7 +30,7 @@
  * id, so the duplicate is recognised).
  */
 import { isUnparsedLineError } from '../intake/batch.ts'
-import { type DeadLetterEntry, type StoredDeadLetter, scanDeadLetters } from './dead-letter.ts'
+import { type DeadLetterEntry, type StoredDeadLetter, scanDeadLetters } from '../shared/dead-letter.ts'
 import { matchesSource, ReplayLedger, type ReplayRecord } from './dlq-ledger.ts'
 
 export const MAX_CHUNK_EVENTS = 1000

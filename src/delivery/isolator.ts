@@ -13,12 +13,12 @@
 import type { DeliveryCheck } from '../dedup/delivery-check.ts'
 import { dedupKeyOf } from '../intake/event-id.ts'
 import type { NormalizedEvent } from '../intake/types.ts'
+import type { DeadLetterEntry } from '../shared/dead-letter.ts'
 import type { SinkBatch } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { RecordRef } from './batcher.ts'
 import type { CursorCommitter } from './committer.ts'
 import type { DeliveryCounters } from './counters.ts'
-import type { DeadLetterEntry } from './dead-letter.ts'
 import type { Sender } from './sender.ts'
 
 export interface IsolatorOptions {

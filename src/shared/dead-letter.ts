@@ -47,9 +47,9 @@ import { threadId } from 'node:worker_threads'
 import type { Config } from '../config/schema.ts'
 import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
 import { formatBytes } from '../format.ts'
-import { Backoff } from '../shared/backoff.ts'
-import { syncDir } from '../shared/durable-file.ts'
-import { sleep } from '../shared/timeout.ts'
+import { Backoff } from './backoff.ts'
+import { syncDir } from './durable-file.ts'
+import { sleep } from './timeout.ts'
 
 export interface DeadLetterEntry {
   /** Unix milliseconds: when the event was received (intake) or refused (delivery). */

@@ -4,15 +4,15 @@ import { appendFile, mkdir, open, readdir, readFile, stat, writeFile } from 'nod
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
+import { isSpillwayError } from '../../../src/errors.ts'
 import {
   type DeadLetterEntry,
   DeadLetterStore,
   deadLetterUsage,
   dropDeadLetters,
   scanDeadLetters,
-} from '../../../src/delivery/dead-letter.ts'
-import { isSpillwayError } from '../../../src/errors.ts'
-import { tempDir } from './helpers.ts'
+} from '../../../src/shared/dead-letter.ts'
+import { tempDir } from '../delivery/helpers.ts'
 
 /** The store's files (the directory also holds its lock file). */
 async function jsonlFiles(dir: string): Promise<string[]> {
@@ -373,7 +373,7 @@ test('a drop while another process appends loses no entry it did not choose', as
     [
       '--input-type=module',
       '-e',
-      `import { DeadLetterStore } from ${JSON.stringify(new URL('../../../src/delivery/dead-letter.ts', import.meta.url).href)}
+      `import { DeadLetterStore } from ${JSON.stringify(new URL('../../../src/shared/dead-letter.ts', import.meta.url).href)}
        const store = new DeadLetterStore(${JSON.stringify(dir)}, { source: 'writer' })
        for (let n = 0; n < ${total}; n++) {
          await store.append([{ at: n, reason: n % 2 ? 'drop' : 'keep', index: n, event: { n } }])
