@@ -29,6 +29,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['delivery'],
   ['pipeline'],
   ['http', 'dashboard'],
+  ['pipeline-readiness'],
   ['server', 'consume', 'cluster', 'loadgen'],
   ['cli'],
 ]
@@ -46,8 +47,6 @@ const NEVER: readonly string[] = ['consume → sinks', 'sinks → consume']
 const KNOWN: Readonly<Record<string, string>> = {
   'query → sinks':
     'the DuckDB and ClickHouse query backends (and the query store) use their sinks’ databases, clients and SQL; they move beside their stores (helper C, issue 16 item 1)',
-  'cluster → server':
-    'the primary and the workers start the API through server.ts; the primary split removes it (helper G)',
   'telemetry → http':
     'operations-server.ts serves the dashboard with the API’s auth, errors and app; it is an HTTP server, not a primitive, and leaves telemetry/ (helper A, issue 17)',
   'telemetry → dashboard': 'the same operations-server.ts (helper A, issue 17)',
