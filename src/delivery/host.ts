@@ -21,10 +21,12 @@ import type {
   QueryBackend,
   SeriesQuery,
   SeriesRow,
-  Totals,
   TopEventsQuery,
   TopEventsRow,
+  Totals,
 } from '../query/types.ts'
+import { Backoff } from '../shared/backoff.ts'
+import { withTimeout } from '../shared/timeout.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { WalSharedState } from '../wal/shared-state.ts'
 import type { DeliveryStats } from './loop.ts'
@@ -81,7 +83,8 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
   readonly #workerData: DeliveryWorkerData
   readonly #startTimeoutMs: number
   readonly #queryTimeoutMs: number
-  readonly #restartDelayMs: number
+  /** Pause before restarting a dead thread: doubles while restarts fail, from `restartDelayMs`. */
+  readonly #restartDelay: Backoff
 
   #worker: Worker | undefined
   #exited = new Map<Worker, Promise<number>>()
@@ -89,7 +92,6 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
   #nextId = 1
   #stopping = false
   #restarts = 0
-  #restartDelay: number
   #restartTimer: NodeJS.Timeout | undefined
   #spawning: Promise<void> | undefined
 
@@ -99,8 +101,11 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
     this.#startTimeoutMs = options.startTimeoutMs ?? 60_000
     // Past the query backend's own timeout (queryTimeoutMs), so the thread's busy answer arrives first.
     this.#queryTimeoutMs = options.queryTimeoutMs ?? (options.config.queryTimeoutMs ?? 10_000) + 2000
-    this.#restartDelayMs = options.restartDelayMs ?? 200
-    this.#restartDelay = this.#restartDelayMs
+    this.#restartDelay = new Backoff({
+      initialMs: options.restartDelayMs ?? 200,
+      maxMs: MAX_RESTART_DELAY_MS,
+      jitter: 'none',
+    })
     this.#workerData = {
       config: options.config,
       stateBuffer: options.state.buffer,
@@ -244,7 +249,7 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
             started = true
             clearTimeout(timer)
             this.#worker = worker
-            this.#restartDelay = this.#restartDelayMs
+            this.#restartDelay.reset()
             this.#logger.info({ cursors: message.cursors }, 'DeliveryThreadStarted')
             resolve()
             return
@@ -275,20 +280,20 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
       return
     }
     this.#restarts++
-    this.#logger.error({ code, err: error, restartInMs: this.#restartDelay }, 'DeliveryThreadDied')
-    this.#scheduleRestart()
+    const delay = this.#restartDelay.next()
+    this.#logger.error({ code, err: error, restartInMs: delay }, 'DeliveryThreadDied')
+    this.#scheduleRestart(delay)
   }
 
-  #scheduleRestart(): void {
-    const delay = this.#restartDelay
-    this.#restartDelay = Math.min(MAX_RESTART_DELAY_MS, this.#restartDelay * 2)
+  #scheduleRestart(delay: number): void {
     this.#restartTimer = setTimeout(() => {
       if (this.#stopping) return
       this.#spawn().then(
         () => this.#logger.info({ restarts: this.#restarts }, 'DeliveryThreadRestarted'),
         (error) => {
-          this.#logger.error({ err: error, restartInMs: this.#restartDelay }, 'DeliveryThreadRestartFailed')
-          if (!this.#stopping) this.#scheduleRestart()
+          const next = this.#restartDelay.next()
+          this.#logger.error({ err: error, restartInMs: next }, 'DeliveryThreadRestartFailed')
+          if (!this.#stopping) this.#scheduleRestart(next)
         },
       )
     }, delay)
@@ -344,14 +349,10 @@ export class DeliveryHost implements QueryBackend, ExploreBackend {
 }
 
 /** true when `promise` settled within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(resolve, ms, false)
-  })
-  try {
-    return await Promise.race([promise.then(() => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return withTimeout(
+    promise.then(() => true),
+    ms,
+    () => false,
+  )
 }

@@ -19,18 +19,19 @@ import type {
   QueryBackend,
   SeriesQuery,
   SeriesRow,
-  Totals,
   TopEventsQuery,
   TopEventsRow,
+  Totals,
 } from '../query/types.ts'
+import type { BackoffOptions } from '../shared/backoff.ts'
+import { DeadLetterStore, deadLetterLimits } from '../shared/dead-letter.ts'
+import { withTimeout } from '../shared/timeout.ts'
 import { createSink } from '../sinks/registry.ts'
 import type { Sink } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { MAX_SINKS, type WalSharedState } from '../wal/shared-state.ts'
-import type { BackoffOptions } from './backoff.ts'
 import type { BreakerState } from './breaker.ts'
 import { CursorFile } from './cursor-file.ts'
-import { DeadLetterStore, deadLetterLimits } from './dead-letter.ts'
 import { DeliveryLoop, type DeliveryStats } from './loop.ts'
 import { checkStoreLoss } from './store-loss.ts'
 
@@ -285,17 +286,13 @@ async function pingWithin(
   target: { ping(): Promise<void> },
   timeoutMs: number,
 ): Promise<{ ok: true } | { ok: false; error: string }> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-  })
   try {
-    await Promise.race([target.ping(), timeout])
+    await withTimeout(target.ping(), timeoutMs, () => {
+      throw new Error(`no answer within ${timeoutMs} ms`)
+    })
     return { ok: true }
   } catch (error) {
     return { ok: false, error: (error as Error)?.message ?? String(error) }
-  } finally {
-    clearTimeout(timer)
   }
 }
 

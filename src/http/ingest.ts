@@ -94,7 +94,9 @@ export class Ingestor {
     this.#deadLetters = deadLetters
     this.#metrics = metrics
     this.#maxBatchEvents = config.maxBatchEvents
-    this.#l1 = new DedupCache(config.dedupCacheEntries, dedupWindow(config.dedupWindowSeconds).ms, { content: true })
+    this.#l1 = new DedupCache(config.dedupCacheEntries, dedupWindow(config.dedupWindowSeconds).ms, {
+      content: true,
+    })
     this.#limits = Object.freeze({
       maxEventBytes: config.maxEventBytes,
       maxStringLength: config.maxStringLength,

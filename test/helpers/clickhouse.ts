@@ -5,14 +5,13 @@
  * of its own (`uniqueDatabase`), dropped afterwards.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ClickHouseClient } from '../../src/sinks/clickhouse/client.ts'
+import { ClickHouseClient } from '../../src/connectors/clickhouse/client.ts'
 import { quoteIdentifier } from '../../src/sinks/clickhouse/escape.ts'
 import { ROOT } from './server-process.ts'
+import { makeTempDir, removeTempDir } from './temp-dir.ts'
 
 const run = promisify(execFile)
 const SCRIPT = join(ROOT, 'scripts/clickhouse.sh')
@@ -52,7 +51,7 @@ export async function startClickHouse(): Promise<ClickHouseServer> {
       stop: async () => client.close(),
     }
   }
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-clickhouse-'))
+  const dir = await makeTempDir('spillway-clickhouse-')
   const [httpPort, tcpPort] = [await freePort(), await freePort()]
   const start = async () =>
     (await run('bash', [SCRIPT, 'start', dir, String(httpPort), String(tcpPort)])).stdout.trim()
@@ -87,7 +86,7 @@ export async function startClickHouse(): Promise<ClickHouseServer> {
     stop: async () => {
       client.close()
       await run('bash', [SCRIPT, 'stop', dir])
-      await rm(dir, { recursive: true, force: true })
+      await removeTempDir(dir)
     },
   }
 }

@@ -61,7 +61,6 @@ test('lines are cut at the terminal width, colour codes closed', async () => {
     url: 'http://x:1',
   })
   for (const line of frame.split('\n')) {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes are what is stripped
     const visible = line.replace(/\x1b\[[0-9;?]*m/g, '')
     assert.ok(visible.length <= 30, JSON.stringify(visible))
   }

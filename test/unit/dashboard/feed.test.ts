@@ -5,7 +5,6 @@ import {
   Feed,
   HISTORY_SAMPLES,
   quantileOf,
-  type Reading,
   Ring,
   readExposition,
   type Sample,
