@@ -28,12 +28,12 @@ import { parseArgs } from '../src/cli/args.ts'
 import { ClickHouseClient } from '../src/connectors/clickhouse/client.ts'
 import { encodeEvents } from '../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../src/intake/types.ts'
+import type { GroupBy, MetricsQuery } from '../src/query/types.ts'
 import {
   type ClickHouseQueryBackend as Backend,
   ClickHouseQueryBackend,
   sqlFor,
-} from '../src/query/clickhouse.ts'
-import type { GroupBy, MetricsQuery } from '../src/query/types.ts'
+} from '../src/sinks/clickhouse/query.ts'
 import { walToJsonEachRow } from '../src/sinks/clickhouse/rows.ts'
 import { COLUMNS, qualifiedName } from '../src/sinks/clickhouse/schema.ts'
 import { ClickHouseSink } from '../src/sinks/clickhouse/sink.ts'

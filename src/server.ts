@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.ts'
+import { listenAddress, type OperationsServer, startOperationsServer } from './dashboard/operations-server.ts'
 import type { DeliveryHost } from './delivery/host.ts'
 import type { Admission } from './http/admission.ts'
 import { type Api, openApi } from './http/api.ts'
@@ -13,7 +14,6 @@ import { openPipeline } from './pipeline.ts'
 import { pipelineReadiness } from './pipeline-readiness.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { ServerMetrics } from './telemetry/metrics.ts'
-import { listenAddress, type OperationsServer, startOperationsServer } from './telemetry/operations-server.ts'
 import type { WalWriter } from './wal/writer.ts'
 
 export interface RunningServer {

@@ -8,7 +8,7 @@ import { maskConfig } from '../config/mask.ts'
 import type { Config } from '../config/schema.ts'
 import { ApiKeys } from '../http/auth.ts'
 import { parseTrustProxy } from '../http/client-ip.ts'
-import { checkQueryStore } from '../query/store.ts'
+import { checkQueryStore } from '../sinks/query-store.ts'
 import { createSink } from '../sinks/registry.ts'
 import { createLogger } from '../telemetry/logger.ts'
 

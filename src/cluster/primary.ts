@@ -14,13 +14,13 @@
  * drain → pipeline (delivery drains) → operations port → rate limiter → lock.
  */
 import type { Config } from '../config/schema.ts'
+import { type OperationsServer, startOperationsServer } from '../dashboard/operations-server.ts'
 import { rateLimiterFor } from '../http/rate-limit-config.ts'
 import type { Readiness } from '../http/readiness.ts'
 import { openPipeline } from '../pipeline.ts'
 import { pipelineReadiness } from '../pipeline-readiness.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { type ClusterReading, ServerMetrics } from '../telemetry/metrics.ts'
-import { type OperationsServer, startOperationsServer } from '../telemetry/operations-server.ts'
 import { clusterReadiness, serveWorker } from './services.ts'
 import { ShardSet } from './shards.ts'
 import { WorkerSupervisor } from './supervisor.ts'

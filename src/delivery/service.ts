@@ -10,7 +10,6 @@ import { loadNodeId } from '../dedup/node-id.ts'
 import { type L2State, RedisDedup } from '../dedup/redis.ts'
 import { dedupWindow } from '../dedup/window.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
-import { openQueryStore, type QueryStore } from '../query/store.ts'
 import type {
   ExploreBackend,
   GroupBy,
@@ -26,6 +25,7 @@ import type {
 import type { BackoffOptions } from '../shared/backoff.ts'
 import { DeadLetterStore, deadLetterLimits } from '../shared/dead-letter.ts'
 import { withTimeout } from '../shared/timeout.ts'
+import { openQueryStore, type QueryStore } from '../sinks/query-store.ts'
 import { createSink } from '../sinks/registry.ts'
 import type { Sink } from '../sinks/sink.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -68,7 +68,7 @@ export interface ReadyReport {
    * it delivery goes on and the sinks' own idempotency holds (see src/dedup/redis.ts).
    */
   readonly dedup?: { readonly l2: L2Readiness }
-  /** The query store, when it is not one of the sinks (`queryStore`, src/query/store.ts). */
+  /** The query store, when it is not one of the sinks (`queryStore`, src/sinks/query-store.ts). */
   readonly query?: { readonly ok: boolean; readonly store: string; readonly error?: string }
 }
 

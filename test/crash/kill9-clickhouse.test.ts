@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ClickHouseQueryBackend } from '../../src/query/clickhouse.ts'
+import { ClickHouseQueryBackend } from '../../src/sinks/clickhouse/query.ts'
 import { ClickHouseSink } from '../../src/sinks/clickhouse/sink.ts'
 import {
   dropDatabase,

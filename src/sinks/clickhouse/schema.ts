@@ -19,7 +19,7 @@
  *   /metrics`, always filtered by name, reads one contiguous range of each part). Not the
  *   `timestamp` (a re-sent event may carry another clock-skew correction) and not `received_at`.
  *   Copies in one partition become one row at the next merge; queries never wait for that: they
- *   count `uniqExact(tenant, event_id)` (see query/clickhouse.ts). Copies whose corrected
+ *   count `uniqExact(tenant, event_id)` (see clickhouse/query.ts). Copies whose corrected
  *   timestamps fall on two days sit in two partitions and are never merged; they are still
  *   counted once in totals. Re-deliveries after a crash are byte-identical, so they always share a partition.
  * - No version column: copies of one event are the same event; the merge keeps the last

@@ -5,7 +5,7 @@
  * At least once, made idempotent by the table. ClickHouse cannot commit a cursor with the rows, so
  * the sink has no `loadCursor`: delivery keeps its cursor in a file and, after a crash or a
  * timeout, sends a batch again. The copies share their sorting key (`event_name`, `event_id`,
- * `tenant`), collapse at the next merge, and are never counted before it (query/clickhouse.ts
+ * `tenant`), collapse at the next merge, and are never counted before it (clickhouse/query.ts
  * counts `uniqExact(tenant, event_id)`).
  *
  * Rows. Delivery hands whole WAL records as NDJSON (`batch.ndjson`); rows.ts turns them into
@@ -121,7 +121,7 @@ export class ClickHouseSink implements Sink {
     return this.#server
   }
 
-  /** For the query backend (query/clickhouse.ts). */
+  /** For the query backend (clickhouse/query.ts). */
   async target(): Promise<ClickHouseTarget> {
     const features = await this.server()
     return { client: this.#client!, table: qualifiedName(this.database, this.table), features }

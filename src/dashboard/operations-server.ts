@@ -13,15 +13,15 @@
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { isAsset, serveAsset } from '../dashboard/assets.ts'
-import { parseSeriesQuery, parseTopQuery } from '../dashboard/explore-query.ts'
-import { Feed, type SinkDetail } from '../dashboard/feed.ts'
 import { isSpillwayError, spillwayError } from '../errors.ts'
 import type { Readiness } from '../http/app.ts'
 import { ApiKeys, presentedKey } from '../http/auth.ts'
 import { publicMessage, publicReadiness, readinessLogger } from '../http/public-errors.ts'
 import type { ExploreBackend } from '../query/types.ts'
-import type { Logger } from './logger.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { isAsset, serveAsset } from './assets.ts'
+import { parseSeriesQuery, parseTopQuery } from './explore-query.ts'
+import { Feed, type SinkDetail } from './feed.ts'
 
 export interface OperationsServer {
   /** e.g. http://127.0.0.1:9464 */

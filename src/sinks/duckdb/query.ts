@@ -22,9 +22,8 @@
  * (most events first, then name), `series` one name by `date_trunc` bucket and channel.
  */
 import { type DuckDBConnection, type DuckDBPreparedStatement, DuckDBTimestampValue } from '@duckdb/node-api'
-import { isSpillwayError, spillwayError } from '../errors.ts'
-import type { DuckDbConnector } from '../sinks/duckdb/database.ts'
-import { boundedSeries, checkSeries, checkTopEvents, MAX_SERIES_ROWS } from './explore.ts'
+import { isSpillwayError, spillwayError } from '../../errors.ts'
+import { boundedSeries, checkSeries, checkTopEvents, MAX_SERIES_ROWS } from '../../query/explore.ts'
 import type {
   Bucket,
   ExploreBackend,
@@ -37,7 +36,8 @@ import type {
   TopEventsQuery,
   TopEventsRow,
   Totals,
-} from './types.ts'
+} from '../../query/types.ts'
+import type { DuckDbConnector } from './database.ts'
 
 type Shape = 'totals' | GroupBy
 

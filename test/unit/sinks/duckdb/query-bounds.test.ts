@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { type TestContext, test } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
-import { DuckDbQueryBackend } from '../../../src/query/duckdb.ts'
+import { DuckDbQueryBackend } from '../../../../src/sinks/duckdb/query.ts'
 
 /** An `events` view so large that any query of it runs for minutes. */
 async function slowStore(t: TestContext): Promise<DuckDBInstance> {

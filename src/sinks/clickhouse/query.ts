@@ -23,12 +23,15 @@
  * The dashboard's queries (ExploreBackend, bounds in explore.ts) count the same way: `topEvents`
  * groups by name in the window, `series` one name by UTC bucket start and channel.
  */
-import { ClickHouseError } from '../connectors/clickhouse/errors.ts'
-import { isSpillwayError, spillwayError } from '../errors.ts'
-import { integerLiteral, quoteString } from '../sinks/clickhouse/escape.ts'
-import { MAX_DATETIME } from '../sinks/clickhouse/rows.ts'
-import type { ClickHouseTarget } from '../sinks/clickhouse/sink.ts'
-import { boundedSeries, checkSeries, checkTopEvents, isoSeconds, MAX_SERIES_ROWS } from './explore.ts'
+import { ClickHouseError } from '../../connectors/clickhouse/errors.ts'
+import { isSpillwayError, spillwayError } from '../../errors.ts'
+import {
+  boundedSeries,
+  checkSeries,
+  checkTopEvents,
+  isoSeconds,
+  MAX_SERIES_ROWS,
+} from '../../query/explore.ts'
 import type {
   Bucket,
   ExploreBackend,
@@ -41,7 +44,10 @@ import type {
   TopEventsQuery,
   TopEventsRow,
   Totals,
-} from './types.ts'
+} from '../../query/types.ts'
+import { integerLiteral, quoteString } from './escape.ts'
+import { MAX_DATETIME } from './rows.ts'
+import type { ClickHouseTarget } from './sink.ts'
 
 type Shape = 'totals' | GroupBy
 

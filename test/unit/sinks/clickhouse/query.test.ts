@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { isSpillwayError } from '../../../src/errors.ts'
-import { checkBounds, isoSeconds, parseTsv, sqlFor } from '../../../src/query/clickhouse.ts'
-import { MAX_DATETIME } from '../../../src/sinks/clickhouse/rows.ts'
+import { isSpillwayError } from '../../../../src/errors.ts'
+import { checkBounds, isoSeconds, parseTsv, sqlFor } from '../../../../src/sinks/clickhouse/query.ts'
+import { MAX_DATETIME } from '../../../../src/sinks/clickhouse/rows.ts'
 
 const T = '`db`.`events`'
 

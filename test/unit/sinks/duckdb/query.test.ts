@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type TestContext, test } from 'node:test'
-import { isSpillwayError } from '../../../src/errors.ts'
-import { DuckDbQueryBackend } from '../../../src/query/duckdb.ts'
-import { MAX_SERIES_BUCKETS } from '../../../src/query/explore.ts'
-import { openDuckDb } from '../../../src/sinks/duckdb/database.ts'
-import { DuckDbSink } from '../../../src/sinks/duckdb/sink.ts'
-import { assertExploreContract } from '../../helpers/explore-contract.ts'
+import { isSpillwayError } from '../../../../src/errors.ts'
+import { MAX_SERIES_BUCKETS } from '../../../../src/query/explore.ts'
+import { openDuckDb } from '../../../../src/sinks/duckdb/database.ts'
+import { DuckDbQueryBackend } from '../../../../src/sinks/duckdb/query.ts'
+import { DuckDbSink } from '../../../../src/sinks/duckdb/sink.ts'
+import { assertExploreContract } from '../../../helpers/explore-contract.ts'
 import {
   DAY,
   EXPECTED_GROUPS,
@@ -18,8 +18,8 @@ import {
   otherEvents,
   signupEvents,
   UNKNOWN_NAMES,
-} from '../../helpers/metrics-contract.ts'
-import { event } from '../sinks/duckdb/fixtures/events.ts'
+} from '../../../helpers/metrics-contract.ts'
+import { event } from './fixtures/events.ts'
 
 async function setUp(t: TestContext): Promise<{ sink: DuckDbSink; query: DuckDbQueryBackend }> {
   const dir = await mkdtemp(join(tmpdir(), 'spillway-query-'))

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { MemoryQueryBackend } from '../../../src/sinks/memory/query.ts'
-import { MemorySink } from '../../../src/sinks/memory/sink.ts'
-import { assertExploreContract } from '../../helpers/explore-contract.ts'
-import { otherEvents, signupEvents } from '../../helpers/metrics-contract.ts'
-import { event } from '../sinks/duckdb/fixtures/events.ts'
+import { MemoryQueryBackend } from '../../../../src/sinks/memory/query.ts'
+import { MemorySink } from '../../../../src/sinks/memory/sink.ts'
+import { assertExploreContract } from '../../../helpers/explore-contract.ts'
+import { otherEvents, signupEvents } from '../../../helpers/metrics-contract.ts'
+import { event } from '../duckdb/fixtures/events.ts'
 
 test('memory explore: the contract holds with every event stored twice (copies count once)', async () => {
   const sink = new MemorySink()
