@@ -23,8 +23,10 @@ import { maxRecordBytes } from '../config/derived.ts'
 import type { Config } from '../config/schema.ts'
 import { type OperationsServer, startOperationsServer } from '../dashboard/operations-server.ts'
 import { isSpillwayError } from '../errors.ts'
+import type { Readiness } from '../http/readiness.ts'
 import type { IntakeLimits } from '../intake/types.ts'
 import { openPipeline, type Pipeline } from '../pipeline.ts'
+import { pipelineReadiness } from '../pipeline-readiness.ts'
 import { DeadLetterStore, deadLetterLimits } from '../shared/dead-letter.ts'
 import { sleep } from '../shared/timeout.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -107,6 +109,7 @@ export async function startConsumer(
       log.warn({ err: error }, 'ConsumeSourceUnavailable')
     }
   }
+  const stopping = new AbortController()
   let operations: OperationsServer
   try {
     await tryOpen()
@@ -115,6 +118,8 @@ export async function startConsumer(
       port: config.metricsPort,
       metrics,
       logger,
+      readiness: () => consumerReadiness(pipeline, config, source, stopping.signal),
+      sinkDetails: async () => (await pipeline.delivery.stats()).sinks,
     })
   } catch (error) {
     await source.close().catch(() => {})
@@ -122,7 +127,6 @@ export async function startConsumer(
     throw error
   }
 
-  const stopping = new AbortController()
   let lastEnd = Math.max(0, wal.head)
 
   /**
@@ -275,4 +279,28 @@ function* records(payload: Buffer, limit: number): Generator<Buffer> {
     start = cut + 1
   }
   if (start < payload.length) yield payload.subarray(start)
+}
+
+/**
+ * `/ready` of the consumer's operations port: the node's pipeline (WAL, sinks) and the log it
+ * reads; 503 while it stops.
+ */
+async function consumerReadiness(
+  pipeline: Pipeline,
+  config: Config,
+  source: LogSource,
+  stopping: AbortSignal,
+): Promise<Readiness> {
+  if (stopping.aborted) return { ok: false, error: 'shutting down' }
+  const [node, log] = await Promise.all([
+    pipelineReadiness(pipeline, config),
+    source.ping().then(
+      () => ({ ok: true as const }),
+      (error: unknown) => ({ ok: false as const, error: (error as Error)?.message ?? String(error) }),
+    ),
+  ])
+  const details = { ...node.details, source: log }
+  if (node.ok && log.ok) return { ok: true, details }
+  const failing = [node.error, log.ok ? undefined : `source: ${log.error}`].filter(Boolean)
+  return { ok: false, error: failing.join('; '), details }
 }
