@@ -54,7 +54,7 @@ export const OPTIONS = {
     default: '127.0.0.1',
     env: ['METRICS_HOST'],
     flag: 'metrics-host',
-    doc: 'Address the operations port binds to: loopback by default, because it has no authentication; `0.0.0.0` lets a remote Prometheus scrape it.',
+    doc: 'Address the operations port (Prometheus, the dashboard, its feed) binds to: loopback by default; `0.0.0.0` lets a remote Prometheus scrape it. Off loopback, the dashboard and its feed ask for an API key when `apiKeys` are configured (`/metrics`, `/health`, `/ready` stay open).',
   },
   logLevel: {
     type: 'enum',
