@@ -4,7 +4,7 @@
  */
 import type { NormalizedEvent } from '../../src/intake/types.ts'
 import type { GroupBy, MetricsRow, Totals } from '../../src/query/types.ts'
-import { event } from '../unit/sinks/duckdb/fixtures/events.ts'
+import { sparseEvent } from './events.ts'
 
 /** 2024-08-12T00:00:00Z */
 export const DAY = 1_723_420_800
@@ -25,14 +25,14 @@ const SIGNUPS: [id: string, channel: NormalizedEvent['channel'], user: string, t
 /** The nine `signup` events. */
 export const signupEvents = (): NormalizedEvent[] =>
   SIGNUPS.map(([id, channel, user, timestamp]) =>
-    event(id, { event_name: 'signup', channel, user_id: user, timestamp }),
+    sparseEvent(id, { event_name: 'signup', channel, user_id: user, timestamp }),
   )
 
 /** Events of other names, some one character away from `signup`. */
 export const otherEvents = (): NormalizedEvent[] => [
-  event('o1', { event_name: 'login', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o2', { event_name: 'signup ', user_id: 'u9', timestamp: DAY + 15 * H }),
-  event('o3', { event_name: 'SIGNUP', channel: 'push', user_id: 'u8', timestamp: DAY + 15 * H }),
+  sparseEvent('o1', { event_name: 'login', user_id: 'u9', timestamp: DAY + 15 * H }),
+  sparseEvent('o2', { event_name: 'signup ', user_id: 'u9', timestamp: DAY + 15 * H }),
+  sparseEvent('o3', { event_name: 'SIGNUP', channel: 'push', user_id: 'u8', timestamp: DAY + 15 * H }),
 ]
 
 /** event_name → totals: exact names only. */

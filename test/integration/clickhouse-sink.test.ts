@@ -28,6 +28,7 @@ import {
   startClickHouse,
   uniqueDatabase,
 } from '../helpers/clickhouse.ts'
+import { sparseEvent } from '../helpers/events.ts'
 import { assertExploreContract } from '../helpers/explore-contract.ts'
 import {
   EXPECTED_GROUPS,
@@ -37,7 +38,6 @@ import {
   signupEvents,
   UNKNOWN_NAMES,
 } from '../helpers/metrics-contract.ts'
-import { event } from '../unit/sinks/duckdb/fixtures/events.ts'
 
 let clickhouse: ClickHouseServer
 before(async () => {
@@ -84,7 +84,7 @@ test('open creates the database and a ReplacingMergeTree table partitioned by da
   assert.equal(partitionKey, 'toDate(timestamp)')
   assert.equal(sortingKey, 'event_name, event_id, tenant')
   // Opening again (a restart) finds the table and keeps its rows.
-  assert.equal((await sink.write(batchOf([event('keep')]))).kind, 'delivered')
+  assert.equal((await sink.write(batchOf([sparseEvent('keep')]))).kind, 'delivered')
   const again = new ClickHouseSink({ url: clickhouse.url, database })
   await again.open()
   await again.close()
@@ -107,7 +107,7 @@ test('rows are stored exactly as sent, nasty strings and nested metadata include
     ',"metadata":{"x":1}',
   ]
   const events = nasty.map((text, i) =>
-    event(`nasty-${i}-${text}`, {
+    sparseEvent(`nasty-${i}-${text}`, {
       event_name: text,
       user_id: text,
       campaign_id: i % 2 === 0 ? text : null,
@@ -186,7 +186,11 @@ test('a re-delivered batch is never counted twice: not before the merge, not aft
   const { sink, database, table } = await openSink(t)
   await clickhouse.query(`SYSTEM STOP MERGES ${table}`)
   const events = Array.from({ length: 500 }, (_, i) =>
-    event(`re-${i}`, { event_name: 'redelivery', user_id: `u${i % 37}`, timestamp: 1_723_475_612 + i * 60 }),
+    sparseEvent(`re-${i}`, {
+      event_name: 'redelivery',
+      user_id: `u${i % 37}`,
+      timestamp: 1_723_475_612 + i * 60,
+    }),
   )
   const whole = batchOf(events, 0, 10)
   assert.equal((await sink.write(whole)).kind, 'delivered')
@@ -261,8 +265,8 @@ test('GET /metrics shapes for every group_by match the DuckDB backend, with copi
 
 test('the server’s refusals map to verdicts: a poison row is permanent, the rest retries', async (t) => {
   const { sink, table } = await openSink(t)
-  const good = Array.from({ length: 20 }, (_, i) => event(`good-${i}`))
-  const poison = event('poison', { user_id: 'lone surrogate \ud800' })
+  const good = Array.from({ length: 20 }, (_, i) => sparseEvent(`good-${i}`))
+  const poison = sparseEvent('poison', { user_id: 'lone surrogate \ud800' })
 
   // A lone UTF-16 surrogate: the intake accepts it, ClickHouse cannot store it (Code 25).
   const refused = await sink.write(batchOf([...good.slice(0, 10), poison, ...good.slice(10)]))
@@ -279,15 +283,15 @@ test('the server’s refusals map to verdicts: a poison row is permanent, the re
   assert.equal((await sink.write(batchOf(good))).kind, 'delivered', 'the rest goes in once isolated')
 
   // A timestamp past 2106 is refused by the sink itself (the server would wrap it silently).
-  const late = await sink.write(batchOf([event('late', { timestamp: 2 ** 32 })]))
+  const late = await sink.write(batchOf([sparseEvent('late', { timestamp: 2 ** 32 })]))
   assert.equal(late.kind, 'permanent')
 
   // A dropped table: retry, and the next attempt creates it again.
   await clickhouse.query(`DROP TABLE ${table}`)
-  const dropped = await sink.write(batchOf([event('after-drop')]))
+  const dropped = await sink.write(batchOf([sparseEvent('after-drop')]))
   assert.equal(dropped.kind, 'retry')
   assert.match(dropped.kind === 'retry' ? dropped.error.message : '', /Code: 60/)
-  assert.equal((await sink.write(batchOf([event('after-drop')]))).kind, 'delivered')
+  assert.equal((await sink.write(batchOf([sparseEvent('after-drop')]))).kind, 'delivered')
 })
 
 test('too many parts is a throttled retry (a table that refuses inserts beyond 2 parts)', async (t) => {
@@ -303,9 +307,9 @@ test('too many parts is a throttled retry (a table that refuses inserts beyond 2
   const sink = new ClickHouseSink({ url: clickhouse.url, database, table: 'tight' })
   t.after(() => sink.close())
   await sink.open()
-  let verdict = await sink.write(batchOf([event('p1')]))
+  let verdict = await sink.write(batchOf([sparseEvent('p1')]))
   for (let i = 2; verdict.kind === 'delivered' && i < 10; i++)
-    verdict = await sink.write(batchOf([event(`p${i}`)]))
+    verdict = await sink.write(batchOf([sparseEvent(`p${i}`)]))
   assert.equal(verdict.kind, 'retry')
   assert.ok(verdict.kind === 'retry' && verdict.afterMs! > 0, 'throttled: wait for the merges')
   assert.match(verdict.kind === 'retry' ? verdict.error.message : '', /TOO_MANY_PARTS/)
@@ -315,7 +319,7 @@ test('no server, a wrong password: retry, and readiness says why', async (t) => 
   const nowhere = new ClickHouseSink({ url: `http://127.0.0.1:${await freePort()}`, database: 'x' })
   t.after(() => nowhere.close())
   await nowhere.open()
-  const down = await nowhere.write(batchOf([event('a')]))
+  const down = await nowhere.write(batchOf([sparseEvent('a')]))
   assert.equal(down.kind, 'retry')
   assert.match(down.kind === 'retry' ? down.error.message : '', /ECONNREFUSED/)
   await assert.rejects(nowhere.ping(), /ECONNREFUSED/)
@@ -324,7 +328,7 @@ test('no server, a wrong password: retry, and readiness says why', async (t) => 
   const wrong = new ClickHouseSink({ url: clickhouse.url, database: 'x', user: 'default', password: 'wrong' })
   t.after(() => wrong.close())
   await wrong.open()
-  const refused = await wrong.write(batchOf([event('a')]))
+  const refused = await wrong.write(batchOf([sparseEvent('a')]))
   assert.equal(refused.kind, 'retry', 'a configuration to fix, not data to drop')
   await assert.rejects(wrong.ping(), /Code: 19[23]|Code: 516/)
   const client = new ClickHouseClient({ url: clickhouse.url.replace('//', '//default:wrong@') })
@@ -349,7 +353,7 @@ test('explore: topEvents and series answer the contract with copies present, in 
 test('explore: an open-ended minute series past the bucket bound is refused; hours of it answer', async (t) => {
   const { sink } = await openSink(t)
   const minutes = Array.from({ length: MAX_SERIES_BUCKETS + 1 }, (_, i) =>
-    event(`m-${i}`, { event_name: 'every_minute', timestamp: 1_723_420_800 + i * 60 }),
+    sparseEvent(`m-${i}`, { event_name: 'every_minute', timestamp: 1_723_420_800 + i * 60 }),
   )
   await sink.write(batchOf(minutes))
   const query = new ClickHouseQueryBackend(sink)

@@ -19,6 +19,7 @@ import type { NormalizedEvent } from '../../src/intake/types.ts'
 import type { KafkaCompression } from '../../src/sinks/kafka/config.ts'
 import { KafkaSink } from '../../src/sinks/kafka/sink.ts'
 import type { SinkBatch } from '../../src/sinks/sink.ts'
+import { makeEvents, sparseEvent } from '../helpers/events.ts'
 import { postJson, send } from '../helpers/http.ts'
 import {
   countTopic,
@@ -29,7 +30,6 @@ import {
   startKafka,
 } from '../helpers/kafka.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
-import { event, makeEvents } from '../unit/sinks/duckdb/fixtures/events.ts'
 
 let kafka: KafkaServer
 before(async () => {
@@ -146,7 +146,7 @@ test('an event the topic refuses goes to the dead-letter topic with the reason; 
   await sink.open()
   const events = makeEvents(400, 'fine')
   // Random bytes do not compress: 6 KB of them is over the topic's limit whatever the codec.
-  const big = event('too-big', { metadata: { blob: randomBytes(4500).toString('base64') } })
+  const big = sparseEvent('too-big', { metadata: { blob: randomBytes(4500).toString('base64') } })
   events.splice(123, 0, big)
   assert.deepEqual(await sink.write(ndjsonBatch(events)), { kind: 'delivered' })
 
@@ -168,7 +168,7 @@ test('an event both topics refuse is a permanent verdict naming both refusals', 
   await createTopic(kafka.brokers, `${topic}.dead-letter`, { configs: { 'max.message.bytes': '3000' } })
   const { sink } = openSink(t, { topic })
   await sink.open()
-  const big = event('too-big-everywhere', { metadata: { blob: randomBytes(4500).toString('base64') } })
+  const big = sparseEvent('too-big-everywhere', { metadata: { blob: randomBytes(4500).toString('base64') } })
   const verdict = await sink.write(ndjsonBatch([big]))
   assert.equal(verdict.kind, 'permanent')
   assert.match(

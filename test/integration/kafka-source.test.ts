@@ -15,8 +15,8 @@ import { KafkaSource, type KafkaSourceOptions } from '../../src/consume/kafka-so
 import type { FetchedBatch } from '../../src/consume/source.ts'
 import { encodeEvents } from '../../src/intake/serialize.ts'
 import { KafkaSink } from '../../src/sinks/kafka/sink.ts'
+import { makeEvents } from '../helpers/events.ts'
 import { createTopic, type KafkaServer, listTopics, readTopic, startKafka } from '../helpers/kafka.ts'
-import { makeEvents } from '../unit/sinks/duckdb/fixtures/events.ts'
 
 let kafka: KafkaServer
 before(async () => {

@@ -21,6 +21,7 @@ import { encodeEvents, serializeEvent } from '../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../src/intake/types.ts'
 import { msgIdOf, NatsSink } from '../../src/sinks/nats/sink.ts'
 import type { SinkBatch } from '../../src/sinks/sink.ts'
+import { makeEvents, sparseEvent } from '../helpers/events.ts'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import {
   messageCount,
@@ -33,7 +34,6 @@ import {
 } from '../helpers/nats.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { eventually, sleep } from '../helpers/wait.ts'
-import { event, makeEvents } from '../unit/sinks/duckdb/fixtures/events.ts'
 
 let nats: NatsServer
 before(async () => {
@@ -80,7 +80,7 @@ test('open creates the stream: file storage, the subject, the duplicate window; 
   assert.equal(info.config.storage, StorageType.File)
   assert.equal(info.config.retention, RetentionPolicy.Limits)
   assert.equal(info.config.duplicate_window, nanos(60_000))
-  assert.equal((await sink.write(batchOf([event('keep')]))).kind, 'delivered')
+  assert.equal((await sink.write(batchOf([sparseEvent('keep')]))).kind, 'delivered')
   await sink.ping()
   const again = new NatsSink({
     servers: [new URL(nats.url).host],
@@ -99,7 +99,7 @@ test('open creates the stream: file storage, the subject, the duplicate window; 
 test('each event is one message: Nats-Msg-Id = event_id, payload = the WAL line, in order', async (t) => {
   const { sink, stream, subject } = await openSink(t, { ackWindow: 7 })
   const events = makeEvents(250, 'order')
-  events[3] = event('ünïcödé "quoted" \\ id', { metadata: { nested: { emoji: '🎉' } } })
+  events[3] = sparseEvent('ünïcödé "quoted" \\ id', { metadata: { nested: { emoji: '🎉' } } })
   assert.equal((await sink.write(batchOf(events))).kind, 'delivered')
   // Decoded events (a piece cut out of a record) give the same bytes.
   const more = makeEvents(5, 'decoded')
@@ -117,7 +117,7 @@ test('each event is one message: Nats-Msg-Id = event_id, payload = the WAL line,
 test('ids NATS would trim or refuse in a header are distinct messages, not false duplicates', async (t) => {
   const { sink, stream } = await openSink(t)
   const ids = ['dup', ' dup', 'dup ', '\tdup', 'dup\r\n', 'd\nup', 'dup%20', 'dup%2520', 'dÜp', '🎉']
-  assert.equal((await sink.write(batchOf(ids.map((id) => event(id))))).kind, 'delivered')
+  assert.equal((await sink.write(batchOf(ids.map((id) => sparseEvent(id))))).kind, 'delivered')
   const stored = await readStream(nats.url, stream)
   assert.deepEqual(
     stored.map((m) => JSON.parse(m.data.toString()).event_id),
@@ -140,7 +140,7 @@ test('ids NATS would trim or refuse in a header are distinct messages, not false
     ],
   )
   // And the copies are still recognised as copies.
-  assert.equal((await sink.write(batchOf(ids.map((id) => event(id))))).kind, 'delivered')
+  assert.equal((await sink.write(batchOf(ids.map((id) => sparseEvent(id))))).kind, 'delivered')
   assert.equal(await messageCount(nats.url, stream), ids.length)
 })
 
@@ -176,13 +176,13 @@ test('an existing stream that does not capture the subject fails open and ping w
     return true
   })
   await assert.rejects(sink.ping(), /does not capture subject/)
-  const verdict = await sink.write(batchOf([event('never-dropped')]))
+  const verdict = await sink.write(batchOf([sparseEvent('never-dropped')]))
   assert.equal(verdict.kind, 'retry', 'a configuration problem never dead-letters events')
   // A stream whose wildcard captures the subject is accepted as it is.
   const wild = uniqueStream()
   await withNats(nats.url, ({ jsm }) => jsm.streams.add({ name: wild, subjects: [`${wild}.*`] }))
   const { sink: ok } = await openSink(t, { stream: wild, subject: `${wild}.events` })
-  assert.equal((await ok.write(batchOf([event('wild')]))).kind, 'delivered')
+  assert.equal((await ok.write(batchOf([sparseEvent('wild')]))).kind, 'delivered')
   assert.deepEqual((await streamInfo(nats.url, wild))?.config.subjects, [`${wild}.*`])
 })
 
@@ -194,7 +194,7 @@ test('a message over the stream max_msg_size is refused permanently; the rest is
   )
   const { sink } = await openSink(t, { stream, subject })
   const events = makeEvents(40, 'size')
-  events[17] = event('too-big', { metadata: { blob: 'x'.repeat(1000) } })
+  events[17] = sparseEvent('too-big', { metadata: { blob: 'x'.repeat(1000) } })
   const verdict = await sink.write(batchOf(events))
   assert.equal(verdict.kind, 'permanent')
   assert.match((verdict as { error: Error }).error.message, /"too-big".*message size exceeds maximum/)

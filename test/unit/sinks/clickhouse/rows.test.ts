@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../../src/intake/types.ts'
 import { MAX_DATETIME, walToJsonEachRow } from '../../../../src/sinks/clickhouse/rows.ts'
-import { event } from '../duckdb/fixtures/events.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 
 /** What ClickHouse should read from one output line: the event, metadata as its JSON text or ''. */
 function expectedRow(e: NormalizedEvent) {
@@ -21,9 +21,11 @@ function rowsOf(body: Buffer): unknown[] {
 
 test('metadata becomes a JSON string of its text; every other field passes as it is', () => {
   const events = [
-    event('a', { metadata: { product_id: 'prod-789', price: 129.99, nested: { deep: [1, 'two', null] } } }),
-    event('b', { metadata: null, campaign_id: 'cmp_1', tags: ['x', 'y'] }),
-    event('c', { metadata: {} }),
+    sparseEvent('a', {
+      metadata: { product_id: 'prod-789', price: 129.99, nested: { deep: [1, 'two', null] } },
+    }),
+    sparseEvent('b', { metadata: null, campaign_id: 'cmp_1', tags: ['x', 'y'] }),
+    sparseEvent('c', { metadata: {} }),
   ]
   const result = walToJsonEachRow(encodeEvents(events), { objectsAsStrings: false })
   assert.ok(result.ok)
@@ -33,7 +35,7 @@ test('metadata becomes a JSON string of its text; every other field passes as it
 
 test('field names inside strings and inside metadata do not confuse the transform', () => {
   const events = [
-    event('x,"metadata":{"evil":1}', {
+    sparseEvent('x,"metadata":{"evil":1}', {
       user_id: ',"timestamp":9999999999999,"metadata":',
       event_name: 'a"b\\c',
       tags: [',"metadata":null}', '\\'],
@@ -84,7 +86,7 @@ test('any event round-trips: JSON.parse of each output line is the event with me
 })
 
 test('objectsAsStrings passes the WAL bytes through untouched', () => {
-  const ndjson = encodeEvents([event('a', { metadata: { a: 1 } }), event('b')])
+  const ndjson = encodeEvents([sparseEvent('a', { metadata: { a: 1 } }), sparseEvent('b')])
   const result = walToJsonEachRow(ndjson, { objectsAsStrings: true })
   assert.ok(result.ok)
   assert.equal(result.body, ndjson)
@@ -92,7 +94,7 @@ test('objectsAsStrings passes the WAL bytes through untouched', () => {
 })
 
 test('a timestamp beyond DateTime (2106) is refused with its line, in both modes', () => {
-  const events = [event('ok'), event('late', { timestamp: MAX_DATETIME + 1 }), event('ok2')]
+  const events = [sparseEvent('ok'), sparseEvent('late', { timestamp: MAX_DATETIME + 1 }), sparseEvent('ok2')]
   for (const objectsAsStrings of [false, true]) {
     const result = walToJsonEachRow(encodeEvents(events), { objectsAsStrings })
     assert.equal(result.ok, false)
@@ -100,7 +102,7 @@ test('a timestamp beyond DateTime (2106) is refused with its line, in both modes
     assert.equal(result.line, 2)
     assert.match(result.error, /timestamp 4294967296 is outside ClickHouse's DateTime range/)
   }
-  const edge = walToJsonEachRow(encodeEvents([event('edge', { timestamp: MAX_DATETIME })]), {
+  const edge = walToJsonEachRow(encodeEvents([sparseEvent('edge', { timestamp: MAX_DATETIME })]), {
     objectsAsStrings: false,
   })
   assert.ok(edge.ok, 'the last second of 2106-02-07 fits')
@@ -112,7 +114,7 @@ test('empty input and blank lines give no rows', () => {
     body: Buffer.alloc(0),
     rows: 0,
   })
-  const lines = Buffer.concat([Buffer.from('\n'), encodeEvents([event('a')]), Buffer.from('\n')])
+  const lines = Buffer.concat([Buffer.from('\n'), encodeEvents([sparseEvent('a')]), Buffer.from('\n')])
   const result = walToJsonEachRow(lines, { objectsAsStrings: false })
   assert.ok(result.ok)
   assert.equal(result.rows, 1)
@@ -125,7 +127,7 @@ test('a line that is not a WAL event is refused, not passed on', () => {
 
 test('metadata made only of quotes and backslashes (worst-case growth) fits the output', () => {
   const events = Array.from({ length: 50 }, (_, i) =>
-    event(`q${i}`, { metadata: { ['"\\'.repeat(200)]: '\\"'.repeat(300) } }),
+    sparseEvent(`q${i}`, { metadata: { ['"\\'.repeat(200)]: '\\"'.repeat(300) } }),
   )
   const result = walToJsonEachRow(encodeEvents(events), { objectsAsStrings: false })
   assert.ok(result.ok)

@@ -14,7 +14,7 @@ import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import { clickhouseSinkOptions } from '../../../../src/sinks/clickhouse/config.ts'
 import { ClickHouseQueryBackend } from '../../../../src/sinks/clickhouse/query.ts'
 import { ClickHouseSink } from '../../../../src/sinks/clickhouse/sink.ts'
-import { event } from '../duckdb/fixtures/events.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 
 interface Seen {
   readonly sql: string
@@ -122,7 +122,7 @@ test('modern server: WAL bytes pass untouched, objects read as strings, async in
   assert.match(ddl, /LowCardinality\(String\)/)
   assert.match(ddl, /DateTime64\(3, 'UTC'\)/)
 
-  const small = encodeEvents([event('a', { metadata: { k: 'v' } }), event('b')])
+  const small = encodeEvents([sparseEvent('a', { metadata: { k: 'v' } }), sparseEvent('b')])
   assert.deepEqual(await sink.write({ events: [], ndjson: small, from: 0, to: 1 }), { kind: 'delivered' })
   const [first] = inserts(fake)
   assert.equal(
@@ -136,7 +136,7 @@ test('modern server: WAL bytes pass untouched, objects read as strings, async in
   assert.equal(first.search.get('async_insert'), '1')
   assert.equal(first.search.get('wait_for_async_insert'), '1')
 
-  const big = encodeEvents(Array.from({ length: 1500 }, (_, i) => event(`big-${i}`)))
+  const big = encodeEvents(Array.from({ length: 1500 }, (_, i) => sparseEvent(`big-${i}`)))
   assert.equal((await sink.write({ events: [], ndjson: big, from: 1, to: 2 })).kind, 'delivered')
   const second = inserts(fake)[1]
   assert.equal(second.search.get('async_insert'), null, 'a large batch is a part by itself')
@@ -153,7 +153,7 @@ test('18.16: metadata re-encoded as a string, no settings the server lacks, lite
   const fake = await fakeClickHouse(t, 'legacy')
   const sink = await openSink(t, fake.url)
   assert.doesNotMatch(fake.seen.find((s) => s.sql.startsWith('CREATE TABLE'))!.sql, /LowCardinality|CODEC/)
-  const events = [event('a', { metadata: { k: 'v' } })]
+  const events = [sparseEvent('a', { metadata: { k: 'v' } })]
   assert.equal((await sink.write({ events, from: 0, to: 1 })).kind, 'delivered')
   const [insert] = inserts(fake)
   assert.deepEqual(JSON.parse(insert.data.toString()).metadata, '{"k":"v"}')
@@ -184,12 +184,12 @@ test('a server down at start is not fatal: writes retry, ping says why, and it c
   const fake = await fakeClickHouse(t, 'legacy')
   fake.down = true
   const sink = await openSink(t, fake.url)
-  const verdict = await sink.write({ events: [event('a')], from: 0, to: 1 })
+  const verdict = await sink.write({ events: [sparseEvent('a')], from: 0, to: 1 })
   assert.equal(verdict.kind, 'retry')
   await assert.rejects(sink.ping(), (e) => isSpillwayError(e, 'SPW_ERR_SINK_UNAVAILABLE'))
   fake.down = false
   await sink.ping()
-  assert.equal((await sink.write({ events: [event('a')], from: 0, to: 1 })).kind, 'delivered')
+  assert.equal((await sink.write({ events: [sparseEvent('a')], from: 0, to: 1 })).kind, 'delivered')
 })
 
 test('a dropped table is created again before the next attempt', async (t) => {
@@ -201,8 +201,8 @@ test('a dropped table is created again before the next attempt', async (t) => {
   })
   const creates = () => fake.seen.filter((s) => s.sql.startsWith('CREATE TABLE')).length
   assert.equal(creates(), 1)
-  assert.equal((await sink.write({ events: [event('a')], from: 0, to: 1 })).kind, 'retry')
-  assert.equal((await sink.write({ events: [event('a')], from: 0, to: 1 })).kind, 'delivered')
+  assert.equal((await sink.write({ events: [sparseEvent('a')], from: 0, to: 1 })).kind, 'retry')
+  assert.equal((await sink.write({ events: [sparseEvent('a')], from: 0, to: 1 })).kind, 'delivered')
   assert.equal(creates(), 2)
 })
 
@@ -213,7 +213,7 @@ test('a retry of the same batch sends the same compressed body without re-encodi
     status: 500,
     body: 'Code: 252, e.displayText() = DB::Exception: Too many parts (300)',
   })
-  const batch = { events: [event('a'), event('b')], from: 0, to: 1 }
+  const batch = { events: [sparseEvent('a'), sparseEvent('b')], from: 0, to: 1 }
   const first = await sink.write(batch)
   assert.equal(first.kind === 'retry' && first.afterMs, 2000, 'too many parts: throttled')
   assert.equal((await sink.write(batch)).kind, 'delivered')
@@ -235,7 +235,7 @@ test('a table made before tenants gets the tenant column, in its sorting key whe
   }
   const fake = await fakeClickHouse(t, 'legacy')
   before(fake)
-  const batch = { events: [event('a', { tenant: 'alice' })], from: 0, to: 1 }
+  const batch = { events: [sparseEvent('a', { tenant: 'alice' })], from: 0, to: 1 }
   const sink = await openSink(t, fake.url)
   assert.equal((await sink.write(batch)).kind, 'delivered')
   assert.deepEqual(

@@ -8,6 +8,7 @@ import { MAX_SERIES_BUCKETS } from '../../../../src/query/explore.ts'
 import { openDuckDb } from '../../../../src/sinks/duckdb/database.ts'
 import { DuckDbQueryBackend } from '../../../../src/sinks/duckdb/query.ts'
 import { DuckDbSink } from '../../../../src/sinks/duckdb/sink.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 import { assertExploreContract } from '../../../helpers/explore-contract.ts'
 import {
   DAY,
@@ -19,7 +20,6 @@ import {
   signupEvents,
   UNKNOWN_NAMES,
 } from '../../../helpers/metrics-contract.ts'
-import { event } from './fixtures/events.ts'
 
 async function setUp(t: TestContext): Promise<{ sink: DuckDbSink; query: DuckDbQueryBackend }> {
   const dir = await mkdtemp(join(tmpdir(), 'spillway-query-'))
@@ -87,7 +87,7 @@ test('an unknown event_name gives zeros and empty groups, and is never spliced i
 test('unique_users is exact on a large set (no approximate distinct)', async (t) => {
   const { sink, query } = await setUp(t)
   const events = Array.from({ length: 30_000 }, (_, i) =>
-    event(`big-${i}`, {
+    sparseEvent(`big-${i}`, {
       event_name: 'big',
       user_id: `user-${(i * 7919) % 12_347}`,
       timestamp: DAY + (i % 86_400),
@@ -157,7 +157,7 @@ test('a backend on an openDuckDb handle reads what the sink of the same file wro
     await sink.close()
     await rm(dir, { recursive: true, force: true })
   })
-  await sink.write({ events: [event('a'), event('b', { user_id: 'u2' })], from: 0, to: 2 })
+  await sink.write({ events: [sparseEvent('a'), sparseEvent('b', { user_id: 'u2' })], from: 0, to: 2 })
   assert.deepEqual(await query.totals({ event_name: 'product_view' }), { total_events: 2, unique_users: 2 })
 })
 
@@ -173,7 +173,7 @@ test('explore: topEvents and series answer the contract, and a replayed batch is
 test('explore: an open-ended series with more buckets than the bound is refused, naming from and to', async (t) => {
   const { sink, query } = await setUp(t)
   const minutes = Array.from({ length: MAX_SERIES_BUCKETS + 1 }, (_, i) =>
-    event(`m-${i}`, { event_name: 'every_minute', timestamp: DAY + i * 60 }),
+    sparseEvent(`m-${i}`, { event_name: 'every_minute', timestamp: DAY + i * 60 }),
   )
   await sink.write({ events: minutes, from: 20, to: 30 })
   await assert.rejects(query.series({ event_name: 'every_minute', bucket: 'minute' }), (e) => {

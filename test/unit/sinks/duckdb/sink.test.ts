@@ -10,7 +10,7 @@ import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../../src/intake/types.ts'
 import { openDuckDb } from '../../../../src/sinks/duckdb/database.ts'
 import { DuckDbSink, type DuckDbSinkOptions } from '../../../../src/sinks/duckdb/sink.ts'
-import { event, makeEvents } from './fixtures/events.ts'
+import { makeEvents, sparseEvent } from '../../../helpers/events.ts'
 
 /** Sinks of each test, closed (newest first) before its directory is removed. */
 const opened = new WeakMap<TestContext, DuckDbSink[]>()
@@ -264,16 +264,16 @@ test('a record re-sent after reopen from the committed cursor stores no event tw
   )
   assert.equal(await sink.loadCursor(), 300)
   // Past the replayed record the direct path is back: an identical event is not filtered any more.
-  await sink.write({ events: [event('r-0', { received_at: 2_000 })], from: 300, to: 400 })
+  await sink.write({ events: [sparseEvent('r-0', { received_at: 2_000 })], from: 300, to: 400 })
   assert.equal(await count(sink), 21)
 })
 
 test('two tenants sharing an event_id are two rows on every path; a replay skips only the same tenant', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'db.duckdb')
-  const alice = event('order-42', { tenant: 'alice', user_id: 'a', received_at: 2_000 })
-  const bob = event('order-42', { tenant: 'bob', user_id: 'b', received_at: 2_000 })
-  const none = event('order-42', { user_id: 'n', received_at: 2_000 })
+  const alice = sparseEvent('order-42', { tenant: 'alice', user_id: 'a', received_at: 2_000 })
+  const bob = sparseEvent('order-42', { tenant: 'bob', user_id: 'b', received_at: 2_000 })
+  const none = sparseEvent('order-42', { user_id: 'n', received_at: 2_000 })
   const first = new DuckDbSink({ path })
   await first.open()
   // The NDJSON path (read_ndjson), then a piece that commits the record's start as its cursor.
@@ -283,7 +283,7 @@ test('two tenants sharing an event_id are two rows on every path; a replay skips
 
   const sink = await openSink(t, { path })
   // The record re-sent from 100 after a reopen: the replay path, anti-joined on (tenant, event_id).
-  const carol = event('order-42', { tenant: 'carol', user_id: 'c', received_at: 2_000 })
+  const carol = sparseEvent('order-42', { tenant: 'carol', user_id: 'c', received_at: 2_000 })
   assert.equal((await sink.write({ events: [bob, carol], from: 100, to: 200 })).kind, 'delivered')
   const stored = await rows(sink, 'SELECT tenant, event_id, user_id FROM events ORDER BY user_id')
   assert.deepEqual(
@@ -312,11 +312,11 @@ test('a table made before tenants gets the tenant column at open, its rows the e
   const sink = await openSink(t, { path })
   await sink.write({
     events: [],
-    ndjson: encodeEvents([event('new-1', { tenant: 'alice' })]),
+    ndjson: encodeEvents([sparseEvent('new-1', { tenant: 'alice' })]),
     from: 0,
     to: 10,
   })
-  await sink.write({ events: [event('new-2', { tenant: 'bob' })], from: 10, to: 20 })
+  await sink.write({ events: [sparseEvent('new-2', { tenant: 'bob' })], from: 10, to: 20 })
   const stored = await rows(sink, 'SELECT event_id, tenant FROM events ORDER BY event_id')
   assert.deepEqual(
     stored.map((r) => `${r['event_id']}:${r['tenant']}`),
@@ -400,14 +400,17 @@ test('unicode, quotes, newlines and NUL in strings, tags and nested metadata rou
     'key with "quotes"': "it's",
     big: 12345678901234,
   }
-  const original = event(nasty, {
+  const original = sparseEvent(nasty, {
     event_name: `ev\n${nasty}`,
     campaign_id: `cmp'--; DROP TABLE events; --`,
     user_id: `user "${nasty}"`,
     tags: [nasty, '', '[a, b]', '"quoted"', "o'neil", '中文'],
     metadata,
   })
-  assert.equal((await sink.write({ events: [original, event('plain')], from: 0, to: 1 })).kind, 'delivered')
+  assert.equal(
+    (await sink.write({ events: [original, sparseEvent('plain')], from: 0, to: 1 })).kind,
+    'delivered',
+  )
   const [row] = await rows(
     sink,
     `SELECT event_id, event_name, campaign_id, user_id, tags, metadata FROM events WHERE event_id <> 'plain'`,
@@ -434,12 +437,12 @@ test('an NDJSON batch is stored exactly as the same events through the appender'
   const dir = await tempDir(t)
   const nasty = `héllo "wörld" 'it''s' \\ back\nslash\ttab \u0000nul 😀 𝄞 中文`
   const events = [
-    event('a', {
+    sparseEvent('a', {
       tags: [nasty, ''],
       metadata: { nested: { list: [1, 2.5, null, { k: nasty }] } },
       campaign_id: null,
     }),
-    event(nasty, { event_name: `ev\n${nasty}`, user_id: `u'${nasty}`, tags: [], metadata: null }),
+    sparseEvent(nasty, { event_name: `ev\n${nasty}`, user_id: `u'${nasty}`, tags: [], metadata: null }),
     ...makeEvents(3000, 'bulk'),
   ]
   const viaEvents = await openSink(t, { path: join(dir, 'events.duckdb') })
@@ -464,7 +467,7 @@ test('an NDJSON batch is stored exactly as the same events through the appender'
 test('a malformed NDJSON batch is refused as permanent and leaves nothing', async (t) => {
   const dir = await tempDir(t)
   const sink = await openSink(t, { path: join(dir, 'db.duckdb') })
-  const ndjson = Buffer.from(`${JSON.stringify(event('ok'))}\n{"event_id": 5, "event_name": null}\n`)
+  const ndjson = Buffer.from(`${JSON.stringify(sparseEvent('ok'))}\n{"event_id": 5, "event_name": null}\n`)
   const verdict = await sink.write({ from: 0, to: 5, ndjson, events: [] })
   assert.equal(verdict.kind, 'permanent', JSON.stringify(verdict))
   assert.equal(await count(sink), 0)

@@ -11,7 +11,7 @@ import {
   type OutgoingRecord,
   recordSize,
 } from '../../../../src/sinks/kafka/records.ts'
-import { event, makeEvents } from '../duckdb/fixtures/events.ts'
+import { makeEvents, sparseEvent } from '../../../helpers/events.ts'
 
 test("murmur2 is Kafka's (the vectors of its own Utils test), and partitionOf is the Java client's", () => {
   const vectors: [string, number][] = [
@@ -31,7 +31,7 @@ test("murmur2 is Kafka's (the vectors of its own Utils test), and partitionOf is
 })
 
 test('each event is one record: key = event_id, value = its WAL line without the newline', () => {
-  const events = [...makeEvents(5, 'r'), event('weird "id"\n\u00e9')]
+  const events = [...makeEvents(5, 'r'), sparseEvent('weird "id"\n\u00e9')]
   const ndjson = encodeEvents(events)
   const lines = ndjson.toString('utf8').trimEnd().split('\n')
   const records = batchRecords({ events, ndjson, from: 0, to: 1 }, 4)

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryQueryBackend } from '../../../../src/sinks/memory/query.ts'
 import { MemorySink } from '../../../../src/sinks/memory/sink.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 import { assertExploreContract } from '../../../helpers/explore-contract.ts'
 import { otherEvents, signupEvents } from '../../../helpers/metrics-contract.ts'
-import { event } from '../duckdb/fixtures/events.ts'
 
 test('memory explore: the contract holds with every event stored twice (copies count once)', async () => {
   const sink = new MemorySink()
@@ -20,7 +20,11 @@ test('memory explore: the same event_id in two tenants is two events', async () 
   const sink = new MemorySink()
   await sink.open()
   await sink.write({
-    events: [event('same', { tenant: 'a' }), event('same', { tenant: 'b' }), event('same', { tenant: 'a' })],
+    events: [
+      sparseEvent('same', { tenant: 'a' }),
+      sparseEvent('same', { tenant: 'b' }),
+      sparseEvent('same', { tenant: 'a' }),
+    ],
     from: 0,
     to: 1,
   })

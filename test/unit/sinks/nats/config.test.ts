@@ -6,7 +6,7 @@ import { subjectMatches } from '../../../../src/connectors/nats/connection.ts'
 import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import { natsSinkOptions } from '../../../../src/sinks/nats/config.ts'
 import { itemsOf, msgIdOf } from '../../../../src/sinks/nats/sink.ts'
-import { event } from '../duckdb/fixtures/events.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 
 test('natsUrl: servers without credentials, credentials lifted out', () => {
   assert.deepEqual(parseNatsUrl('nats://127.0.0.1:4222'), { servers: ['127.0.0.1:4222'] })
@@ -79,7 +79,7 @@ test('subject matching: * is one token, > the rest', () => {
 })
 
 test('one publish per NDJSON line, sliced as is; decoded events serialised the same way', () => {
-  const events = [event('a'), event('b "quoted"', { metadata: { x: 1 } }), event('c')]
+  const events = [sparseEvent('a'), sparseEvent('b "quoted"', { metadata: { x: 1 } }), sparseEvent('c')]
   const ndjson = encodeEvents(events)
   const items = itemsOf({ events, ndjson, from: 0, to: 1 })
   const decoded = itemsOf({ events, from: 0, to: 1 })
