@@ -65,3 +65,13 @@ export function uniqueEventId(prefix = 'ev'): string {
 export function ndjson(events: readonly unknown[]): string {
   return events.map((e) => JSON.stringify(e)).join('\n')
 }
+
+/** Sparse event number `n`: id `e<n>`, user `user_<n % 7>` (seven users however many events), with overrides. */
+export function numberedEvent(n: number, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
+  return sparseEvent(`e${n}`, { user_id: `user_${n % 7}`, ...overrides })
+}
+
+/** The numbered events `from` … `from + count - 1`. */
+export function numberedEvents(from: number, count: number): NormalizedEvent[] {
+  return Array.from({ length: count }, (_, i) => numberedEvent(from + i))
+}

@@ -1,3 +1,4 @@
+// Not delivery/memory-log.ts: that one is the WAL (RecordSource); this is a consumer-group log (LogSource).
 /**
  * An in-memory log behind the LogSource contract, for unit tests of the consumer's logic (the
  * real Kafka and JetStream sources have their own integration tests). Like a consumer group: a

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DeliveryCheck } from '../../../src/dedup/delivery-check.ts'
 import type { RedisDedup } from '../../../src/dedup/redis.ts'
+import { numberedEvent, numberedEvents } from '../../helpers/events.ts'
 import { eventually, ids, rig } from '../delivery/helpers.ts'
-import { event, events } from '../delivery/memory-log.ts'
 
 const check = (cacheEntries = 1000) =>
   new DeliveryCheck({ nodeId: 'n1', namespace: 'memory', cacheEntries, windowMs: 60_000 })
@@ -16,11 +16,11 @@ const check = (cacheEntries = 1000) =>
 test('repeats within a record, across records and across batches are stored once', async (t) => {
   const dedup = check()
   const { log, sink, loop } = await rig(t, { dedup, batchRows: 4 })
-  log.append([event(1), event(2), event(1)])
-  log.append([event(2), event(3)])
+  log.append([numberedEvent(1), numberedEvent(2), numberedEvent(1)])
+  log.append([numberedEvent(2), numberedEvent(3)])
   await loop.start()
   await eventually(() => loop.cursor === log.head, 'first batch delivered')
-  log.append([event(3), event(4), event(1)])
+  log.append([numberedEvent(3), numberedEvent(4), numberedEvent(1)])
   await eventually(() => loop.cursor === log.head, 'second batch delivered')
   assert.deepEqual(ids(sink.events), ['e1', 'e2', 'e3', 'e4'])
   const stats = loop.stats()
@@ -33,10 +33,10 @@ test('a batch the sink failed is retried whole: its keys were not marked as stor
   const dedup = check()
   const { log, sink, loop } = await rig(t, { dedup })
   sink.failNext({ kind: 'retry', error: new Error('store down') }, 3)
-  log.append(events(0, 5))
+  log.append(numberedEvents(0, 5))
   await loop.start()
   await sink.waitForEvents(5)
-  assert.deepEqual(ids(sink.events), ids(events(0, 5)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 5)))
   assert.equal(loop.stats().duplicatesDelivery, 0)
   assert.ok(loop.stats().retries >= 3)
 })
@@ -44,11 +44,11 @@ test('a batch the sink failed is retried whole: its keys were not marked as stor
 test('a record made only of duplicates moves the cursor without a sink write', async (t) => {
   const dedup = check()
   const { log, sink, loop } = await rig(t, { dedup })
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await loop.start()
   await sink.waitForEvents(3)
   const writes = sink.writes.length
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await eventually(() => loop.cursor === log.head, 'cursor past the duplicate record')
   assert.equal(sink.writes.length, writes, 'no write for a record of duplicates')
   assert.equal(sink.events.length, 3)
@@ -66,7 +66,7 @@ test('keys warmed from the store are duplicates after a restart; expired ones ar
     'e2 is outside the 60 s window',
   )
   const { log, sink, loop } = await rig(t, { dedup })
-  log.append(events(1, 2))
+  log.append(numberedEvents(1, 2))
   await loop.start()
   await eventually(() => loop.cursor === log.head, 'delivered')
   assert.deepEqual(ids(sink.events), ['e2'])
@@ -77,11 +77,11 @@ test('a refused event is dead-lettered, and a later copy of it is still delivere
   const { log, sink, loop } = await rig(t, { dedup })
   let refuse = true
   sink.rejectEvents((e) => refuse && e.event_id === 'e2', 'bad row')
-  log.append(events(0, 4))
+  log.append(numberedEvents(0, 4))
   await loop.start()
   await eventually(() => loop.stats().deadLettered === 1, 'e2 dead-lettered')
   refuse = false
-  log.append([event(2)])
+  log.append([numberedEvent(2)])
   await eventually(() => loop.cursor === log.head, 'delivered')
   assert.deepEqual(ids(sink.events).sort(), ['e0', 'e1', 'e2', 'e3'])
 })
@@ -89,10 +89,10 @@ test('a refused event is dead-lettered, and a later copy of it is still delivere
 test('without a cache (0 entries) nothing but in-batch repeats is cut', async (t) => {
   const dedup = check(0)
   const { log, sink, loop } = await rig(t, { dedup })
-  log.append([event(1), event(1)])
+  log.append([numberedEvent(1), numberedEvent(1)])
   await loop.start()
   await eventually(() => loop.cursor === log.head, 'delivered')
-  log.append([event(1)])
+  log.append([numberedEvent(1)])
   await eventually(() => loop.cursor === log.head, 'delivered again')
   assert.deepEqual(ids(sink.events), ['e1', 'e1'])
 })
@@ -126,8 +126,8 @@ test('with L2, the next batch is read and claimed while the current one is writt
   })
   const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 5, batchBytes: 1 << 20 })
   sink.delayNext(100, 3)
-  for (let r = 0; r < 4; r++) wal.append(events(r * 5, 5))
-  wal.append([event(0), event(21)])
+  for (let r = 0; r < 4; r++) wal.append(numberedEvents(r * 5, 5))
+  wal.append([numberedEvent(0), numberedEvent(21)])
   const original = sink.write.bind(sink)
   sink.write = async (batch) => {
     log.push(`write ${batch.events[0]?.event_id}`)
@@ -137,7 +137,7 @@ test('with L2, the next batch is read and claimed while the current one is writt
   }
   await loop.start()
   await eventually(() => loop.cursor === wal.head, 'all delivered', 5000)
-  assert.deepEqual(ids(sink.events), ids(events(0, 20)).concat(['e21']))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 20)).concat(['e21']))
   assert.equal(loop.stats().duplicatesDelivery, 1, 'e0 again: a duplicate of a stored event')
   // The claim of batch k+1 was made before the write of batch k returned.
   assert.ok(log.indexOf('claim e5') < log.indexOf('wrote e0'), log.join(', '))
@@ -154,8 +154,8 @@ test('with L2 and read-ahead, a failing sink still gets every event once and in 
   })
   const { log: wal, sink, loop } = await rig(t, { dedup, batchRows: 3 })
   sink.failNext({ kind: 'retry', error: new Error('down') }, 4)
-  for (let r = 0; r < 10; r++) wal.append(events(r * 3, 3))
+  for (let r = 0; r < 10; r++) wal.append(numberedEvents(r * 3, 3))
   await loop.start()
   await eventually(() => loop.cursor === wal.head, 'all delivered', 5000)
-  assert.deepEqual(ids(sink.events), ids(events(0, 30)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 30)))
 })

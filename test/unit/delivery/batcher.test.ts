@@ -14,8 +14,9 @@ import {
   recordPieces,
 } from '../../../src/delivery/batcher.ts'
 import type { WalSharedState } from '../../../src/wal/shared-state.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { silent } from './helpers.ts'
-import { decodeNdjson, events, MemoryLog } from './memory-log.ts'
+import { decodeNdjson, MemoryLog } from './memory-log.ts'
 
 function batcher(log: MemoryLog, overrides: Partial<BatcherOptions> = {}): Batcher {
   return new Batcher({
@@ -34,9 +35,9 @@ function batcher(log: MemoryLog, overrides: Partial<BatcherOptions> = {}): Batch
 
 test('a batch holds whole records from the position, and closes at batchBytes', async () => {
   const log = new MemoryLog()
-  const first = log.append(events(0, 3))
-  const second = log.append(events(3, 3))
-  log.append(events(6, 3))
+  const first = log.append(numberedEvents(0, 3))
+  const second = log.append(numberedEvents(3, 3))
+  log.append(numberedEvents(6, 3))
   const batch = await batcher(log, { batchBytes: first.end + 1 }).collect(0)
   assert.ok(batch)
   assert.equal(batch.from, 0)
@@ -65,8 +66,8 @@ test('nothing to read: collect waits for the head, and wake() ends the wait at o
 
 test('a drain reads up to its target and no further, without lingering', async () => {
   const log = new MemoryLog()
-  const first = log.append(events(0, 2))
-  log.append(events(2, 2))
+  const first = log.append(numberedEvents(0, 2))
+  log.append(numberedEvents(2, 2))
   const b = batcher(log, { lingerMs: 60_000 })
   b.drain(first.end)
   const batch = await b.collect(0)
@@ -77,8 +78,8 @@ test('a drain reads up to its target and no further, without lingering', async (
 
 test('a reader for a new position starts where startAt says (a cursor below the oldest segment)', async () => {
   const log = new MemoryLog()
-  const first = log.append(events(0, 1))
-  log.append(events(1, 1))
+  const first = log.append(numberedEvents(0, 1))
+  log.append(numberedEvents(1, 1))
   log.truncateBefore(first.end)
   const batch = await batcher(log, { startAt: async () => first.end }).collect(0)
   assert.equal(batch?.from, first.end)
@@ -99,8 +100,8 @@ test('pieces are whole records of at most batchRows events, a bigger record alon
 
 test("a record piece carries the records' bytes as they are, and decodes only when asked", () => {
   const log = new MemoryLog()
-  const a = log.append(events(0, 2))
-  const b = log.append(events(2, 1))
+  const a = log.append(numberedEvents(0, 2))
+  const b = log.append(numberedEvents(2, 1))
   let decoded = 0
   const decode = (payload: Buffer) => {
     decoded++

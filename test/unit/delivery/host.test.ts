@@ -14,8 +14,8 @@ import { isSpillwayError } from '../../../src/errors.ts'
 import { encodeEvents } from '../../../src/intake/serialize.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
 import { WalWriter } from '../../../src/wal/writer.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { eventually, silent, tempDir } from './helpers.ts'
-import { events } from './memory-log.ts'
 
 async function setup(
   t: { after: (fn: () => Promise<void> | void) => void },
@@ -75,8 +75,8 @@ test('the delivery thread publishes the cursors before start resolves, delivers 
   cleanup(() => wal.close())
 
   assert.deepEqual(await host.ready(), { ok: true, sinks: { memory: { ok: true } } })
-  await wal.append(encodeEvents(events(0, 10)), { durable: true })
-  await wal.append(encodeEvents(events(10, 5)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(0, 10)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(10, 5)), { durable: true })
   await totalsEventually(host, 15)
   await eventually(() => state.cursor(0) === state.durableHead, 'cursor at the durable head')
 
@@ -99,7 +99,7 @@ test('stop with drain delivers up to the head and ends the thread', async (t) =>
   cleanup(() => host.stop({ drain: false }))
   const wal = await openWal(highestCursor(state, 1))
   cleanup(() => wal.close())
-  await wal.append(encodeEvents(events(0, 7)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(0, 7)), { durable: true })
   const head = state.durableHead
   await host.stop({ drain: true })
   assert.equal(host.running, false)
@@ -115,7 +115,7 @@ test('a dead delivery thread is restarted and delivery resumes from the cursor',
   cleanup(() => host.stop({ drain: false }))
   const wal = await openWal(highestCursor(state, 1))
   cleanup(() => wal.close())
-  await wal.append(encodeEvents(events(0, 3)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(0, 3)), { durable: true })
   await totalsEventually(host, 3)
   // The cursor is published after it is saved: from then on a restart resumes past these events.
   await eventually(() => state.cursor(0) === state.durableHead, 'cursor saved and published')
@@ -130,7 +130,7 @@ test('a dead delivery thread is restarted and delivery resumes from the cursor',
   assert.equal(host.restarts, 1)
   assert.equal(state.cursor(0), cursor, 'the new thread resumed from the cursor file')
   // The memory sink forgot everything with its thread; only new events arrive, none twice.
-  await wal.append(encodeEvents(events(3, 4)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(3, 4)), { durable: true })
   await totalsEventually(host, 4)
 })
 

@@ -16,8 +16,9 @@ import { Backoff } from '../../../src/shared/backoff.ts'
 import { DeadLetterStore } from '../../../src/shared/dead-letter.ts'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { ids, silent, tempDir } from './helpers.ts'
-import { decodeNdjson, events, MemoryLog } from './memory-log.ts'
+import { decodeNdjson, MemoryLog } from './memory-log.ts'
 
 async function isolator(t: Parameters<typeof tempDir>[0]) {
   const dir = await tempDir(t)
@@ -66,11 +67,11 @@ test('refused events are found by halving and dead-lettered alone; the rest is d
   const { sink, counters, committer, deadLetter, isolator: iso } = await isolator(t)
   sink.rejectEvents((e) => e.event_id === 'e2' || e.event_id === 'e9', 'price is not a number')
   const log = new MemoryLog()
-  for (let r = 0; r < 3; r++) log.append(events(r * 4, 4))
+  for (let r = 0; r < 3; r++) log.append(numberedEvents(r * 4, 4))
   await iso.isolate(refs(log))
   assert.deepEqual(
     ids(sink.events),
-    ids(events(0, 12)).filter((id) => id !== 'e2' && id !== 'e9'),
+    ids(numberedEvents(0, 12)).filter((id) => id !== 'e2' && id !== 'e9'),
   )
   const letters = await deadLetter.list()
   assert.deepEqual(
@@ -88,7 +89,7 @@ test('the cursor only ever moves to a record boundary with nothing unresolved be
   const { sink, advances, isolator: iso } = await isolator(t)
   sink.rejectEvents((e) => e.event_id === 'e5')
   const log = new MemoryLog()
-  for (let r = 0; r < 3; r++) log.append(events(r * 4, 4))
+  for (let r = 0; r < 3; r++) log.append(numberedEvents(r * 4, 4))
   await iso.isolate(refs(log))
   const boundaries = new Set([...log.records.map((r) => r.start), log.head])
   for (const position of advances) assert.ok(boundaries.has(position), `${position} is a record boundary`)
@@ -98,11 +99,11 @@ test('the cursor only ever moves to a record boundary with nothing unresolved be
 test('a record that does not decode is dead-lettered whole, its neighbours delivered', async (t) => {
   const { sink, deadLetter, counters, isolator: iso } = await isolator(t)
   const log = new MemoryLog()
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   const bad = log.appendRaw(Buffer.from('{"event_id":"broken\n'))
-  log.append(events(2, 2))
+  log.append(numberedEvents(2, 2))
   await iso.isolate(refs(log))
-  assert.deepEqual(ids(sink.events), ids(events(0, 4)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 4)))
   const letters = await deadLetter.list()
   assert.equal(letters.length, 1)
   assert.equal(letters[0].position, bad.start)

@@ -6,8 +6,8 @@ import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { pino } from 'pino'
 import type { SinkBatch, Verdict } from '../../../src/sinks/sink.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { eventually, ids, rig } from './helpers.ts'
-import { events } from './memory-log.ts'
 
 const retry = (afterMs?: number) => ({ kind: 'retry', error: new Error('store busy'), afterMs }) as const
 
@@ -43,7 +43,7 @@ test('a write not answered within the timeout counts as a retry; its late delive
   const { log, sink, loop } = await rig(t, { timeoutMs: 30 })
   const seen = trackConcurrency(sink)
   const release = sink.holdNext()
-  log.append(events(0, 5))
+  log.append(numberedEvents(0, 5))
   await loop.start()
   await eventually(() => loop.stats().timeouts >= 3, 'three timeouts')
   const stats = loop.stats()
@@ -57,7 +57,7 @@ test('a write not answered within the timeout counts as a retry; its late delive
   await eventually(() => loop.cursor === log.head, 'cursor at head')
   assert.equal(seen.calls, 1, 'the late answer was the answer')
   assert.equal(seen.max, 1, 'never two writes at once')
-  assert.deepEqual(ids(sink.events), ids(events(0, 5)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 5)))
   assert.equal(loop.stats().phase, 'running')
 })
 
@@ -74,7 +74,7 @@ test('a late retry answer sends the piece again, still one write at a time', asy
     return gate.promise
   }
   const seen = trackConcurrency(sink)
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await loop.start()
   await eventually(() => loop.stats().timeouts >= 2, 'two timeouts')
   gates[0].resolve(retry())
@@ -91,7 +91,7 @@ test('a write that never answers opens the breaker, and stop gives up on it afte
   })
   const seen = trackConcurrency(sink)
   sink.holdNext() // never released
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   await loop.start()
   await eventually(() => loop.stats().breaker === 'open', 'breaker open')
   const stats = loop.stats()
@@ -111,7 +111,7 @@ test('the breaker opens after N consecutive retries, lets no write through while
     breaker: { failures: 3, openMs: 150, maxOpenMs: 1000 },
   })
   sink.failNext(retry(), 5)
-  log.append(events(0, 4))
+  log.append(numberedEvents(0, 4))
   await loop.start()
   await eventually(() => loop.stats().breaker === 'open', 'breaker open')
   assert.equal(sink.writes.length, 3, 'opened on the third failure')
@@ -127,7 +127,7 @@ test('the breaker opens after N consecutive retries, lets no write through while
   assert.equal(stats.breaker, 'closed')
   assert.equal(stats.breakerOpens, 3)
   assert.equal(stats.retries, 5)
-  assert.deepEqual(ids(sink.events), ids(events(0, 4)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 4)))
   await eventually(() => lines.some((l) => l.msg === 'SinkBreakerClosed'), 'closed logged')
   const named = lines.filter((l) => l.msg.startsWith('SinkBreaker')).map((l) => l.msg)
   assert.deepEqual(named, [
@@ -141,7 +141,7 @@ test('the breaker opens after N consecutive retries, lets no write through while
 test('a permanent verdict is an answer: refusing data never opens the breaker', async (t) => {
   const { log, sink, loop, deadLetter } = await rig(t, { breaker: { failures: 2, openMs: 60_000 } })
   sink.rejectEvents((e) => e.event_id === 'e5' || e.event_id === 'e9', 'bad event')
-  log.append(events(0, 12))
+  log.append(numberedEvents(0, 12))
   await loop.start()
   await eventually(() => loop.cursor === log.head, 'cursor at head')
   assert.equal((await deadLetter.list()).length, 2)
@@ -154,7 +154,7 @@ test('a permanent verdict is an answer: refusing data never opens the breaker', 
 test("while open, a sink's Retry-After longer than the open period wins", async (t) => {
   const { log, sink, loop } = await rig(t, { breaker: { failures: 1, openMs: 20 } })
   sink.failNext(retry(250))
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   await loop.start()
   await sink.waitForEvents(2)
   const gap = sink.writes[1].at - sink.writes[0].at
@@ -165,7 +165,7 @@ test("while open, a sink's Retry-After longer than the open period wins", async 
 test('stop with drain waits out an open breaker only until stop without drain cuts it short', async (t) => {
   const { log, sink, loop } = await rig(t, { breaker: { failures: 1, openMs: 60_000 } })
   sink.failNext(retry())
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   await loop.start()
   await eventually(() => loop.stats().breaker === 'open', 'breaker open')
   const draining = loop.stop({ drain: true })

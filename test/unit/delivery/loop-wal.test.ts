@@ -12,8 +12,8 @@ import { DeadLetterStore } from '../../../src/shared/dead-letter.ts'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
 import { WalWriter } from '../../../src/wal/writer.ts'
+import { numberedEvent, numberedEvents } from '../../helpers/events.ts'
 import { eventually, ids, silent, tempDir } from './helpers.ts'
-import { event, events } from './memory-log.ts'
 
 const MAX_RECORD = 1 << 20
 
@@ -69,7 +69,10 @@ test('every event written to the real WAL reaches the sink once, in order, acros
   const expected: string[] = []
   const appends: Promise<unknown>[] = []
   for (let i = 0; i < 400; i++) {
-    const batch = events(i * 3, 1 + (i % 3)).map((e) => ({ ...e, metadata: { pad: 'x'.repeat(200) } }))
+    const batch = numberedEvents(i * 3, 1 + (i % 3)).map((e) => ({
+      ...e,
+      metadata: { pad: 'x'.repeat(200) },
+    }))
     expected.push(...ids(batch))
     appends.push(wal.append(encodeEvents(batch), { durable: true }))
   }
@@ -89,7 +92,7 @@ test('over the real WAL, a poison event is dead-lettered and a restart resumes f
   const first = loopFor(sink)
   await first.start()
   await wal.open({ minHead: state.cursor(0) })
-  await wal.append(encodeEvents(events(0, 10)), { durable: true })
+  await wal.append(encodeEvents(numberedEvents(0, 10)), { durable: true })
   await sink.waitForEvents(9)
   await first.stop({ drain: true })
   assert.equal(first.cursor, state.durableHead)
@@ -98,14 +101,14 @@ test('over the real WAL, a poison event is dead-lettered and a restart resumes f
     ['e7'],
   )
 
-  await wal.append(encodeEvents([event(10), event(11)]), { durable: true })
+  await wal.append(encodeEvents([numberedEvent(10), numberedEvent(11)]), { durable: true })
   const second = loopFor(sink)
   await second.start()
   await sink.waitForEvents(11)
   await second.stop({ drain: true })
   assert.deepEqual(
     ids(sink.events),
-    ids(events(0, 12)).filter((id) => id !== 'e7'),
+    ids(numberedEvents(0, 12)).filter((id) => id !== 'e7'),
   )
   assert.equal((await deadLetter.list()).length, 1, 'the poison event was not dead-lettered twice')
 })

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
+import { numberedEvent, numberedEvents } from '../../helpers/events.ts'
 import { eventually, ids, rig } from './helpers.ts'
-import { event, events, MemoryLog } from './memory-log.ts'
+import { MemoryLog } from './memory-log.ts'
 
 const retry = (afterMs?: number) => ({ kind: 'retry', error: new Error('store busy'), afterMs }) as const
 
@@ -12,7 +13,7 @@ test('delivers every event in log order exactly once and publishes the cursor', 
   const expected: string[] = []
   let n = 0
   for (let r = 0; r < 40; r++) {
-    const batch = events(n, 1 + (r % 5))
+    const batch = numberedEvents(n, 1 + (r % 5))
     n += batch.length
     expected.push(...ids(batch))
     log.append(batch)
@@ -42,13 +43,13 @@ test('the start cursor is published before start() resolves, even before the WAL
   assert.equal(log.state.cursor(0), 0)
   await new Promise((resolve) => setTimeout(resolve, 20))
   assert.equal(sink.writes.length, 0)
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   await sink.waitForEvents(2)
 })
 
 test('a batch closes at batchRows at once, without waiting for the linger', async (t) => {
   const { log, sink, loop } = await rig(t, { batchRows: 10, lingerMs: 10_000 })
-  for (let i = 0; i < 30; i++) log.append([event(i)])
+  for (let i = 0; i < 30; i++) log.append([numberedEvent(i)])
   const started = Date.now()
   await loop.start()
   await sink.waitForEvents(30, 2000)
@@ -61,7 +62,7 @@ test('a batch closes at batchRows at once, without waiting for the linger', asyn
 
 test('a batch closes at batchBytes at once; the partial rest waits for the linger', async (t) => {
   const { log, sink, loop } = await rig(t, { batchBytes: 1000, lingerMs: 60_000 })
-  for (let i = 0; i < 20; i++) log.append([event(i)])
+  for (let i = 0; i < 20; i++) log.append([numberedEvent(i)])
   const recordBytes = log.records[0].end - log.records[0].start
   const perBatch = Math.ceil(1000 / recordBytes)
   const full = Math.floor(20 / perBatch)
@@ -74,15 +75,15 @@ test('a batch closes at batchBytes at once; the partial rest waits for the linge
   await new Promise((resolve) => setTimeout(resolve, 20))
   assert.equal(sink.writes.length, full, 'the partial batch lingers')
   await loop.stop({ drain: true })
-  assert.deepEqual(ids(sink.events), ids(events(0, 20)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 20)))
 })
 
 test('a partial batch waits for the linger, gathering what arrives meanwhile', async (t) => {
   const { log, sink, loop } = await rig(t, { lingerMs: 150 })
   await loop.start()
-  log.append([event(1)])
+  log.append([numberedEvent(1)])
   await new Promise((resolve) => setTimeout(resolve, 40))
-  log.append([event(2), event(3)])
+  log.append([numberedEvent(2), numberedEvent(3)])
   await new Promise((resolve) => setTimeout(resolve, 40))
   assert.equal(sink.writes.length, 0, 'nothing written before the linger expired')
   await sink.waitForEvents(3, 2000)
@@ -95,8 +96,8 @@ test('a partial batch waits for the linger, gathering what arrives meanwhile', a
 test('pieces are whole records of at most batchRows events, a bigger record alone; the cursor stays on record boundaries', async (t) => {
   const sink = new MemorySink({ transactional: true })
   const { log, loop } = await rig(t, { sink, batchRows: 10 })
-  const first = log.append(events(0, 25))
-  const second = log.append(events(25, 3))
+  const first = log.append(numberedEvents(0, 25))
+  const second = log.append(numberedEvents(25, 3))
   await loop.start()
   await sink.waitForEvents(28)
   await eventually(() => loop.cursor === log.head, 'cursor at head')
@@ -111,8 +112,8 @@ test('pieces are whole records of at most batchRows events, a bigger record alon
 test('retry keeps the cursor, redelivers the same batch, then succeeds', async (t) => {
   const { log, sink, loop, cursorFile } = await rig(t)
   sink.failNext(retry(), 3)
-  log.append(events(0, 4))
-  log.append(events(4, 4))
+  log.append(numberedEvents(0, 4))
+  log.append(numberedEvents(4, 4))
   const release = sink.holdNext()
   await loop.start()
   await eventually(() => sink.writes.length === 3, 'three refused writes')
@@ -125,7 +126,7 @@ test('retry keeps the cursor, redelivers the same batch, then succeeds', async (
   const batches = sink.writes.map((w) => w.batch)
   assert.equal(batches.length, 4)
   for (const batch of batches) assert.deepEqual(batch, batches[0], 'the same batch every time')
-  assert.deepEqual(ids(sink.events), ids(events(0, 8)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 8)))
   const stats = loop.stats()
   assert.equal(stats.retries, 3)
   assert.equal(stats.lastError, 'store busy')
@@ -135,7 +136,7 @@ test('retry keeps the cursor, redelivers the same batch, then succeeds', async (
 test('a sink that throws is retried like a retry verdict', async (t) => {
   const { log, sink, loop } = await rig(t)
   sink.throwNext(new Error('driver bug'), 2)
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await loop.start()
   await sink.waitForEvents(3)
   assert.equal(sink.writes.length, 3)
@@ -146,7 +147,7 @@ test('a sink that throws is retried like a retry verdict', async (t) => {
 test("backoff honours the sink's afterMs", async (t) => {
   const { log, sink, loop } = await rig(t, { backoff: { initialMs: 1, maxMs: 1 } })
   sink.failNext(retry(200))
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   await loop.start()
   await sink.waitForEvents(2)
   assert.equal(sink.writes.length, 2)
@@ -157,14 +158,14 @@ test("backoff honours the sink's afterMs", async (t) => {
 test('a permanent failure isolates the poison event: it is dead-lettered with the reason, the rest is delivered', async (t) => {
   const { log, sink, loop, deadLetter } = await rig(t)
   sink.rejectEvents((e) => e.event_id === 'e17', 'metadata.price is not a number')
-  for (let r = 0; r < 8; r++) log.append(events(r * 5, 5))
+  for (let r = 0; r < 8; r++) log.append(numberedEvents(r * 5, 5))
   const poisonRecord = log.records[3]
   await loop.start()
   await sink.waitForEvents(39)
   await eventually(() => loop.cursor === log.head, 'cursor at head')
   assert.deepEqual(
     ids(sink.events),
-    ids(events(0, 40)).filter((id) => id !== 'e17'),
+    ids(numberedEvents(0, 40)).filter((id) => id !== 'e17'),
   )
   const letters = await deadLetter.list()
   assert.equal(letters.length, 1)
@@ -186,7 +187,11 @@ test('while isolating, a transactional sink never commits past an event not yet 
   const sink = new MemorySink({ transactional: true })
   const { log, loop, deadLetter } = await rig(t, { sink })
   sink.rejectEvents((e) => e.event_id === 'e5' || e.event_id === 'e11')
-  const records = [log.append(events(0, 4)), log.append(events(4, 4)), log.append(events(8, 4))]
+  const records = [
+    log.append(numberedEvents(0, 4)),
+    log.append(numberedEvents(4, 4)),
+    log.append(numberedEvents(8, 4)),
+  ]
   await loop.start()
   await eventually(() => loop.cursor === log.head, 'cursor at head')
   for (const write of sink.writes.filter((w) => w.verdict.kind === 'delivered')) {
@@ -209,9 +214,9 @@ test('while isolating, a transactional sink never commits past an event not yet 
 
 test('an undecodable record is dead-lettered whole and the cursor moves past it', async (t) => {
   const { log, sink, loop, deadLetter } = await rig(t)
-  log.append(events(0, 2))
+  log.append(numberedEvents(0, 2))
   log.appendRaw(Buffer.from('{"not json\n'))
-  log.append(events(2, 2))
+  log.append(numberedEvents(2, 2))
   await loop.start()
   await sink.waitForEvents(4)
   await eventually(() => loop.cursor === log.head, 'cursor at head')
@@ -223,40 +228,40 @@ test('an undecodable record is dead-lettered whole and the cursor moves past it'
 
 test('a restart resumes from the cursor file with no duplicates', async (t) => {
   const { log, sink, loop, restart, cursorFile } = await rig(t)
-  log.append(events(0, 5))
+  log.append(numberedEvents(0, 5))
   await loop.start()
   await sink.waitForEvents(5)
   await loop.stop({ drain: false })
   assert.equal(await cursorFile.load(), log.head)
-  log.append(events(5, 5))
+  log.append(numberedEvents(5, 5))
   const again = restart()
   await again.start()
   assert.equal(again.cursor, log.records[0].end)
   await sink.waitForEvents(10)
   await eventually(() => again.cursor === log.head, 'cursor at head')
-  assert.deepEqual(ids(sink.events), ids(events(0, 10)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 10)))
 })
 
 test('a restart resumes from loadCursor of a transactional sink with no duplicates', async (t) => {
   const sink = new MemorySink({ transactional: true })
   const { log, loop, restart, cursorFile } = await rig(t, { sink })
-  log.append(events(0, 5))
+  log.append(numberedEvents(0, 5))
   await loop.start()
   await sink.waitForEvents(5)
   await loop.stop({ drain: false })
-  log.append(events(5, 5))
+  log.append(numberedEvents(5, 5))
   const again = restart()
   await again.start()
   assert.equal(log.state.cursor(0), log.records[0].end, 'published from loadCursor')
   await sink.waitForEvents(10)
-  assert.deepEqual(ids(sink.events), ids(events(0, 10)))
+  assert.deepEqual(ids(sink.events), ids(numberedEvents(0, 10)))
   assert.equal(await cursorFile.load(), null, 'a transactional sink keeps no cursor file')
 })
 
 test('stop with drain delivers everything up to the head, without waiting for the linger', async (t) => {
   const { log, sink, loop } = await rig(t, { lingerMs: 60_000, batchRows: 100 })
   await loop.start()
-  for (let i = 0; i < 10; i++) log.append(events(i * 3, 3))
+  for (let i = 0; i < 10; i++) log.append(numberedEvents(i * 3, 3))
   const started = Date.now()
   await loop.stop({ drain: true })
   assert.ok(Date.now() - started < 1000, 'the drain did not wait for the linger')
@@ -267,12 +272,12 @@ test('stop with drain delivers everything up to the head, without waiting for th
 
 test('stop with drain stops at the head as of the call', async (t) => {
   const { log, sink, loop } = await rig(t)
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   const release = sink.holdNext()
   await loop.start()
   await eventually(() => sink.inFlight === 1, 'a write in flight')
   const stopping = loop.stop({ drain: true })
-  log.append(events(3, 3))
+  log.append(numberedEvents(3, 3))
   release()
   await stopping
   assert.deepEqual(ids(sink.events), ['e0', 'e1', 'e2'])
@@ -282,7 +287,7 @@ test('stop with drain stops at the head as of the call', async (t) => {
 test('stop without drain ends a retrying loop at once and does not advance', async (t) => {
   const { log, sink, loop } = await rig(t, { backoff: { initialMs: 60_000, maxMs: 60_000, random: () => 1 } })
   sink.failNext(retry(), 100)
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await loop.start()
   await eventually(() => sink.writes.length === 1, 'first try')
   const started = Date.now()
@@ -295,8 +300,8 @@ test('stop without drain ends a retrying loop at once and does not advance', asy
 
 test('a new sink starts at the oldest record still on disk', async (t) => {
   const log = new MemoryLog()
-  log.append(events(0, 2))
-  const kept = log.append(events(2, 2))
+  log.append(numberedEvents(0, 2))
+  const kept = log.append(numberedEvents(2, 2))
   log.truncateBefore(kept.start)
   const { sink, loop } = await rig(t, { log })
   await loop.start()
@@ -307,7 +312,7 @@ test('a new sink starts at the oldest record still on disk', async (t) => {
 test('stats report the backlog of a sink that is behind', async (t) => {
   const { log, sink, loop } = await rig(t)
   const release = sink.holdNext()
-  log.append(events(0, 3))
+  log.append(numberedEvents(0, 3))
   await loop.start()
   await eventually(() => sink.inFlight === 1, 'a write in flight')
   assert.equal(loop.stats().backlogBytes, log.head)

@@ -1,3 +1,4 @@
+// Not consume/memory-log.ts: that one is a consumer-group log (LogSource); this is the WAL (RecordSource).
 /**
  * An in-memory WAL for delivery tests: records get positions the way the real log gives them
  * (an 8-byte header, then the payload), appending publishes the durable head in the shared
@@ -91,23 +92,4 @@ export function decodeNdjson(payload: Buffer): NormalizedEvent[] {
     .split('\n')
     .filter((line) => line.length > 0)
     .map((line) => JSON.parse(line) as NormalizedEvent)
-}
-
-export function event(id: string | number, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
-  return {
-    event_id: `e${id}`,
-    event_name: 'product_view',
-    channel: 'web',
-    campaign_id: null,
-    user_id: `user_${typeof id === 'number' ? id % 7 : id}`,
-    timestamp: 1_723_475_612,
-    received_at: 1_723_475_612_000,
-    tags: [],
-    metadata: null,
-    ...overrides,
-  }
-}
-
-export function events(from: number, count: number): NormalizedEvent[] {
-  return Array.from({ length: count }, (_, i) => event(from + i))
 }

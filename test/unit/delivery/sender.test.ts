@@ -11,8 +11,8 @@ import { Sender } from '../../../src/delivery/sender.ts'
 import { Backoff } from '../../../src/shared/backoff.ts'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
 import type { SinkBatch } from '../../../src/sinks/sink.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { silent } from './helpers.ts'
-import { events } from './memory-log.ts'
 
 const retry = (afterMs?: number) => ({ kind: 'retry', error: new Error('store busy'), afterMs }) as const
 
@@ -33,7 +33,11 @@ async function sender(options: { timeoutMs?: number; breaker?: BreakerOptions; s
   return { sink, counters, breaker, sender: s }
 }
 
-const piece = (from = 0, count = 3): SinkBatch => ({ events: events(from, count), from, to: from + 100 })
+const piece = (from = 0, count = 3): SinkBatch => ({
+  events: numberedEvents(from, count),
+  from,
+  to: from + 100,
+})
 
 test('send retries a retry verdict and a throw until the sink answers, counting each failure', async () => {
   const { sink, counters, sender: s } = await sender()

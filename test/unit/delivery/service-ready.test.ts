@@ -11,8 +11,8 @@ import { encodeEvents } from '../../../src/intake/serialize.ts'
 import { MemorySink } from '../../../src/sinks/memory/sink.ts'
 import { WalSharedState } from '../../../src/wal/shared-state.ts'
 import { WalWriter } from '../../../src/wal/writer.ts'
+import { numberedEvents } from '../../helpers/events.ts'
 import { eventually, silent, tempDir } from './helpers.ts'
-import { events } from './memory-log.ts'
 
 test('ready() reports a sink with an open breaker as not ready, with breaker, retries and backlog', async (t) => {
   const dataDir = await tempDir(t, 'spillway-service-')
@@ -56,7 +56,7 @@ test('ready() reports a sink with an open breaker as not ready, with breaker, re
   })
 
   assert.deepEqual(await service.ready(), { ok: true, sinks: { memory: { ok: true } } })
-  await wal.append(encodeEvents(events(0, 3)))
+  await wal.append(encodeEvents(numberedEvents(0, 3)))
   await eventually(() => service.stats()[0].breaker === 'open', 'breaker open')
 
   const report = await service.ready()

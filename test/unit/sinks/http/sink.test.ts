@@ -11,9 +11,9 @@ import { DuckDbSink } from '../../../../src/sinks/duckdb/sink.ts'
 import type { HttpSinkOptions } from '../../../../src/sinks/http/config.ts'
 import { HttpSink, idempotencyKey } from '../../../../src/sinks/http/sink.ts'
 import { createQueryBackend } from '../../../../src/sinks/registry.ts'
+import { numberedEvents } from '../../../helpers/events.ts'
 import { NdjsonReceiver } from '../../../helpers/ndjson-receiver.ts'
 import { silent } from '../../delivery/helpers.ts'
-import { events } from '../../delivery/memory-log.ts'
 
 type After = { after: (fn: () => Promise<void> | void) => void }
 
@@ -29,7 +29,7 @@ async function setup(t: After, options: Partial<HttpSinkOptions> = {}) {
 }
 
 const wholeRecords = (from: number, count: number) => {
-  const list = events(from, count)
+  const list = numberedEvents(from, count)
   return { events: list, ndjson: encodeEvents(list), from: 1000 + from * 10, to: 1000 + (from + count) * 10 }
 }
 
@@ -51,7 +51,7 @@ test("POSTs the batch's NDJSON gzip'd, with an Idempotency-Key and the configure
 
 test('gzip: false sends plain NDJSON; without ndjson the events are encoded', async (t) => {
   const { receiver, sink } = await setup(t, { gzip: false })
-  const list = events(5, 2)
+  const list = numberedEvents(5, 2)
   assert.equal((await sink.write({ events: list, from: 50, to: 70 })).kind, 'delivered')
   const [request] = receiver.posts
   assert.equal(request.headers['content-encoding'], undefined)
@@ -59,10 +59,14 @@ test('gzip: false sends plain NDJSON; without ndjson the events are encoded', as
 })
 
 test('a piece cut inside records gets a key of its own: siblings that share a WAL range differ', () => {
-  const a = { events: events(0, 2), from: 100, to: 100 }
-  const b = { events: events(2, 2), from: 100, to: 100 }
+  const a = { events: numberedEvents(0, 2), from: 100, to: 100 }
+  const b = { events: numberedEvents(2, 2), from: 100, to: 100 }
   assert.notEqual(idempotencyKey('http', a), idempotencyKey('http', b))
-  assert.equal(idempotencyKey('http', a), idempotencyKey('http', { ...a, events: events(0, 2) }), 'stable')
+  assert.equal(
+    idempotencyKey('http', a),
+    idempotencyKey('http', { ...a, events: numberedEvents(0, 2) }),
+    'stable',
+  )
   assert.match(idempotencyKey('http', a), /^http-100-100-[0-9a-f]{16}$/)
   assert.equal(idempotencyKey('http', wholeRecords(0, 2)), 'http-1000-1020')
 })
