@@ -14,22 +14,19 @@ import { startConsumer } from '../../../src/consume/consumer.ts'
 import { spillwayError } from '../../../src/errors.ts'
 import { scanDeadLetters } from '../../../src/shared/dead-letter.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
+import { eventBody, sparseEvent } from '../../helpers/events.ts'
 import { NdjsonReceiver } from '../../helpers/ndjson-receiver.ts'
 import { eventually, sleep } from '../../helpers/wait.ts'
 import { MemoryLog } from './memory-log.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const event = (i: number) => ({
-  event_id: `ev-${i}`,
-  event_name: 'page_view',
-  channel: 'web',
-  campaign_id: null,
-  user_id: `user_${i % 7}`,
-  timestamp: now,
-  received_at: Date.now(),
-  tags: [],
-  metadata: null,
-})
+const event = (i: number) =>
+  sparseEvent(`ev-${i}`, {
+    event_name: 'page_view',
+    user_id: `user_${i % 7}`,
+    timestamp: now,
+    received_at: Date.now(),
+  })
 
 async function setup(t: import('node:test').TestContext) {
   const dataDir = await mkdtemp(join(tmpdir(), 'spillway-consume-'))
@@ -94,7 +91,13 @@ test('messages that are not events are dead-lettered with their reason and commi
   const log = new MemoryLog()
   const consumer = await startConsumer(config, logger, log)
   t.after(() => consumer.close())
-  const apiShaped = { event_id: 'api-1', event_name: 'signup', channel: 'api', user_id: 'u', timestamp: now }
+  const apiShaped = eventBody({
+    event_id: 'api-1',
+    event_name: 'signup',
+    channel: 'api',
+    user_id: 'u',
+    timestamp: now,
+  })
   log.produce(event(1), 'not json', { ...event(2), channel: 'fax' }, apiShaped, event(3))
 
   await eventually(async () => log.committed === 5, 'the batch committed')

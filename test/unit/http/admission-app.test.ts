@@ -13,6 +13,7 @@ import { Ingestor } from '../../../src/http/ingest.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import { ServerMetrics } from '../../../src/telemetry/metrics.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
+import { eventBody } from '../../helpers/events.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
 interface PendingAppend {
@@ -93,8 +94,9 @@ async function setup(
 }
 
 const now = Math.floor(Date.now() / 1000)
+// No event_id: the server derives each from the content, so distinct users are distinct events.
 const event = (user: string) =>
-  JSON.stringify({ event_name: 'signup', channel: 'web', user_id: user, timestamp: now })
+  JSON.stringify(eventBody({ event_id: undefined, event_name: 'signup', user_id: user, timestamp: now }))
 
 test('the reservation is held until the append resolves, and the event is counted accepted only then', async (t) => {
   const { app, admission, nextAppend, scrape } = await setup(t)
@@ -155,13 +157,15 @@ test('a rejected append releases its bytes and counts the events as storage_unav
 test('a refused request is answered 503 with Retry-After before its body is read', async (t) => {
   const { app, admission, nextAppend, scrape } = await setup(t, { maxPendingBytes: 64 * 1024 })
   // Hold 60 KB in flight: a valid event padded with metadata.
-  const padded = JSON.stringify({
-    event_name: 'big',
-    channel: 'web',
-    user_id: 'u',
-    timestamp: now,
-    metadata: { pad: 'x'.repeat(60_000) },
-  })
+  const padded = JSON.stringify(
+    eventBody({
+      event_id: undefined,
+      event_name: 'big',
+      user_id: 'u',
+      timestamp: now,
+      metadata: { pad: 'x'.repeat(60_000) },
+    }),
+  )
   const first = app.inject({
     method: 'POST',
     url: '/events',

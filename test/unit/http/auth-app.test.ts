@@ -5,18 +5,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { digestOf } from '../../../src/http/auth.ts'
+import { eventBody } from '../../helpers/events.ts'
 import { postJson, send } from '../../helpers/http.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const event = (id: string) => ({
-  event_id: id,
-  event_name: 'auth',
-  channel: 'web',
-  user_id: 'u',
-  timestamp: now,
-})
+const event = (id: string) => eventBody({ event_id: id, event_name: 'auth', user_id: 'u', timestamp: now })
 
 test('with API keys configured, ingest and GET /metrics need a valid one; health, ready and docs do not', async (t) => {
   const apiKeys = `web:${digestOf('good-key').toString('hex')},old:${digestOf('old-key').toString('hex')}:revoked`

@@ -2,19 +2,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { digestOf } from '../../../src/http/auth.ts'
+import { eventBody } from '../../helpers/events.ts'
 import { postJson, send } from '../../helpers/http.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 import { sleep } from '../../helpers/wait.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const event = (id: string) => ({
-  event_id: id,
-  event_name: 'rl',
-  channel: 'web',
-  user_id: 'u',
-  timestamp: now,
-})
+const event = (id: string) => eventBody({ event_id: id, event_name: 'rl', user_id: 'u', timestamp: now })
 
 test('per API key: the burst passes, the next gets 429 with Retry-After; another key is not affected; tokens come back', async (t) => {
   const apiKeys = ['a', 'b'].map((k) => `${k}:${digestOf(`key-${k}`).toString('hex')}`).join(',')

@@ -4,18 +4,17 @@ import { dedupKeyOf } from '../../../src/intake/event-id.ts'
 import { keepLines, payloadKeys } from '../../../src/intake/ndjson-keys.ts'
 import { encodeEvents } from '../../../src/intake/serialize.ts'
 import type { NormalizedEvent } from '../../../src/intake/types.ts'
+import { sparseEvent } from '../../helpers/events.ts'
 
-const event = (id: string): NormalizedEvent => ({
-  event_id: id,
-  event_name: 'view',
-  channel: 'web',
-  campaign_id: null,
-  user_id: 'u',
-  timestamp: 1,
-  received_at: 2,
-  tags: [],
-  metadata: { event_id: 'not this one' },
-})
+// An event_id inside metadata must not be taken for the event's.
+const event = (id: string): NormalizedEvent =>
+  sparseEvent(id, {
+    event_name: 'view',
+    user_id: 'u',
+    timestamp: 1,
+    received_at: 2,
+    metadata: { event_id: 'not this one' },
+  })
 
 test('the keys of WAL lines, escapes and non-ASCII included, without decoding the events', () => {
   const ids = ['plain', 'with "quotes"', 'back\\slash', 'tab\there', 'ünïcødé-🙂', 'x'.repeat(128), '\\"']

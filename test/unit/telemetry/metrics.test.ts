@@ -5,19 +5,20 @@
 import assert from 'node:assert/strict'
 import { type ClientRequest, request } from 'node:http'
 import { test } from 'node:test'
+import { eventBody } from '../../helpers/events.ts'
 import { destroyAgent, postJson, send } from '../../helpers/http.ts'
 import { startTestServer } from '../../helpers/in-process.ts'
 import { type Family, parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
 const now = Math.floor(Date.now() / 1000)
-const event = (i: number, extra: Record<string, unknown> = {}) => ({
-  event_id: `m-${i}`,
-  event_name: 'metrics_test',
-  channel: 'web',
-  user_id: `u${i % 7}`,
-  timestamp: now,
-  ...extra,
-})
+const event = (i: number, extra: Record<string, unknown> = {}) =>
+  eventBody({
+    event_id: `m-${i}`,
+    event_name: 'metrics_test',
+    user_id: `u${i % 7}`,
+    timestamp: now,
+    ...extra,
+  })
 
 async function scrape(url: string): Promise<Map<string, Family>> {
   const answer = await send(`${url}/metrics`)

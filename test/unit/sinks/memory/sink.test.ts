@@ -3,21 +3,10 @@ import { test } from 'node:test'
 import type { NormalizedEvent } from '../../../../src/intake/types.ts'
 import { MemoryQueryBackend } from '../../../../src/sinks/memory/query.ts'
 import { MemorySink } from '../../../../src/sinks/memory/sink.ts'
+import { sparseEvent } from '../../../helpers/events.ts'
 
-function event(id: string, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
-  return {
-    event_id: id,
-    event_name: 'product_view',
-    channel: 'web',
-    campaign_id: null,
-    user_id: 'user_1',
-    timestamp: 1_723_475_612,
-    received_at: 1_723_475_612_000,
-    tags: [],
-    metadata: null,
-    ...overrides,
-  }
-}
+const event = (id: string, overrides: Partial<NormalizedEvent> = {}) =>
+  sparseEvent(id, { user_id: 'user_1', ...overrides })
 
 const batch = (ids: string[], from = 0, to = 100) => ({ events: ids.map((id) => event(id)), from, to })
 
