@@ -1,10 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import {
-  type ClickHouseAnswer,
-  DATA_CODES,
-  exceptionCode,
-} from '../../../../src/connectors/clickhouse/errors.ts'
+import { type ClickHouseAnswer, DATA_CODES } from '../../../../src/connectors/clickhouse/errors.ts'
 import { isSpillwayError } from '../../../../src/errors.ts'
 import {
   judge,
@@ -94,13 +90,6 @@ test('every data code is permanent in both message formats', () => {
     assert.equal(judge(old(500, code)), 'permanent', `18.16 code ${code}`)
     assert.equal(judge(modern(400, code)), 'permanent', `modern code ${code}`)
   }
-})
-
-test('the code comes from the header first, else from the start of the body', () => {
-  assert.equal(exceptionCode({ status: 500, codeHeader: '241', body: 'Code: 27. …' }), 241)
-  assert.equal(exceptionCode({ status: 500, body: 'Code: 27, e.displayText() = …' }), 27)
-  assert.equal(exceptionCode({ status: 500, body: 'oops Code: 27' }), undefined, 'only at the start')
-  assert.equal(exceptionCode({ status: 500, codeHeader: 'nope', body: '' }), undefined)
 })
 
 test('verdicts carry the server message, the code name, and a throttle delay', () => {

@@ -4,11 +4,9 @@ import {
   AuthenticationError,
   MultipleErrors,
   NetworkError,
-  ResponseError,
   TimeoutError,
   UserError,
 } from '@platformatic/kafka'
-import { describe, MAX_REASON_CHARS } from '../../../../src/connectors/kafka/errors.ts'
 import { isSpillwayError } from '../../../../src/errors.ts'
 import {
   AUTH_RETRY_MS,
@@ -17,31 +15,7 @@ import {
   REFUSED_CODES,
   retryVerdict,
 } from '../../../../src/sinks/kafka/verdict.ts'
-
-const PRODUCE = 0
-
-/**
- * A failed produce as @platformatic/kafka reports it: the broker's answer (partition → Kafka error
- * code, 0 = written) inside a ResponseError, inside the "Producing messages failed." aggregate.
- */
-function produceFailure(topic: string, codes: Record<number, number>, retries = 0): Error {
-  const partitionResponses = Object.entries(codes).map(([index, errorCode]) => ({
-    index: Number(index),
-    errorCode,
-    errorMessage: null,
-  }))
-  const response = { responses: [{ name: topic, partitionResponses }], throttleTimeMs: 0 }
-  const errors: Record<string, [number, null]> = {}
-  partitionResponses.forEach((p, j) => {
-    if (p.errorCode !== 0) errors[`/responses/0/partition_responses/${j}`] = [p.errorCode, null]
-  })
-  const one = () => new ResponseError(PRODUCE, 11, errors, response)
-  const attempt =
-    retries > 0
-      ? new MultipleErrors(`produce failed ${retries + 1} times.`, Array.from({ length: retries + 1 }, one))
-      : one()
-  return new MultipleErrors('Producing messages failed.', [attempt])
-}
+import { produceFailure } from '../../connectors/kafka/failures.ts'
 
 const refused = (code: number) => produceFailure('events', { 0: 0, 1: code })
 const connectionRefused = () =>
@@ -144,17 +118,4 @@ test('credentials or rights refused: a retry after a pause, saying what to fix',
       /refused the credentials or the rights.*kafkaSasl, kafkaUsername, kafkaPassword/,
     )
   }
-})
-
-test('describe names each distinct failure once, bounded', () => {
-  assert.equal(
-    describe(produceFailure('events', { 0: 10 }, 2)),
-    'MESSAGE_TOO_LARGE: The request included a message larger than the max message size the server will accept.',
-  )
-  const many = new MultipleErrors(
-    'x',
-    Array.from({ length: 50 }, (_, i) => new Error(`failure number ${i} `.repeat(5))),
-  )
-  assert.ok(describe(many).length <= MAX_REASON_CHARS + 1)
-  assert.equal(describe('text'), 'text')
 })

@@ -1,40 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../../../src/config/load.ts'
-import { checkName, checkSubject, parseNatsUrl } from '../../../../src/connectors/nats/config.ts'
-import { subjectMatches } from '../../../../src/connectors/nats/connection.ts'
 import { encodeEvents } from '../../../../src/intake/serialize.ts'
 import { natsSinkOptions } from '../../../../src/sinks/nats/config.ts'
 import { itemsOf, msgIdOf } from '../../../../src/sinks/nats/sink.ts'
 import { sparseEvent } from '../../../helpers/events.ts'
-
-test('natsUrl: servers without credentials, credentials lifted out', () => {
-  assert.deepEqual(parseNatsUrl('nats://127.0.0.1:4222'), { servers: ['127.0.0.1:4222'] })
-  assert.deepEqual(parseNatsUrl('nats://u:p%40ss@a:1, b:2 ,nats://c'), {
-    servers: ['a:1', 'b:2', 'c:4222'],
-    user: 'u',
-    pass: 'p@ss',
-  })
-  assert.deepEqual(parseNatsUrl('nats://s3cr3t@a:1'), { servers: ['a:1'], token: 's3cr3t' })
-  assert.throws(() => parseNatsUrl('http://a:1'), /natsUrl: expected nats:\/\/host:port/)
-  assert.throws(() => parseNatsUrl(' , '), /no server/)
-  assert.throws(
-    () => parseNatsUrl('nats://user:secret@[bad'),
-    (error: Error) => !error.message.includes('secret'),
-    'credentials never appear in the error',
-  )
-})
-
-test('stream, consumer and subject names are checked naming the option', () => {
-  assert.equal(checkName('natsStream', 'EVENTS_2'), 'EVENTS_2')
-  for (const bad of ['', 'a.b', 'a b', 'a*', 'a>', 'a/b']) {
-    assert.throws(() => checkName('natsStream', bad), /option natsStream/)
-  }
-  assert.equal(checkSubject('events.web'), 'events.web')
-  for (const bad of ['', 'events.*', 'events.>', 'a..b', 'a b', '.a']) {
-    assert.throws(() => checkSubject(bad), /option natsSubject/)
-  }
-})
 
 test('the sink options come from the configuration; a missing URL names the option', () => {
   const config = loadConfig({
@@ -58,24 +28,6 @@ test('the sink options come from the configuration; a missing URL names the opti
     () => natsSinkOptions(loadConfig({ env: {} }), 'nats'),
     /sink nats needs a server: set natsUrl/,
   )
-})
-
-test('subject matching: * is one token, > the rest', () => {
-  const cases: [string, string, boolean][] = [
-    ['events', 'events', true],
-    ['events', 'events.web', false],
-    ['events.*', 'events.web', true],
-    ['events.*', 'events', false],
-    ['events.*', 'events.web.x', false],
-    ['events.>', 'events.web.x', true],
-    ['events.>', 'events', false],
-    ['>', 'anything.at.all', true],
-    ['*.web', 'events.web', true],
-    ['other', 'events', false],
-  ]
-  for (const [filter, subject, expected] of cases) {
-    assert.equal(subjectMatches(filter, subject), expected, `${filter} ~ ${subject}`)
-  }
 })
 
 test('one publish per NDJSON line, sliced as is; decoded events serialised the same way', () => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { type TestContext, test } from 'node:test'
-import { HttpClient } from '../../../src/connectors/http/client.ts'
-import { noAnswer } from '../../../src/connectors/http/errors.ts'
+import { HttpClient } from '../../../../src/connectors/http/client.ts'
+import { noAnswer } from '../../../../src/connectors/http/errors.ts'
 
 async function serve(
   t: TestContext,
