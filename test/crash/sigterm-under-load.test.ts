@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { eventBody } from '../helpers/events.ts'
 import { destroyAgent, send } from '../helpers/http.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts, walVerify } from '../helpers/store-check.ts'
@@ -39,15 +40,16 @@ test(`SIGTERM under load exits 0 in time and loses no acked event (${TRIALS} tri
   const sent = new Set<string>()
   const now = Math.floor(Date.now() / 1000)
   let seq = 0
-  const event = (id: string) => ({
-    event_id: id,
-    event_name: 'sigterm_test',
-    channel: 'api',
-    user_id: `user_${seq % 313}`,
-    timestamp: now - (seq++ % 3600),
-    tags: ['load'],
-    metadata: { seq, text: 'y'.repeat(seq % 300) },
-  })
+  const event = (id: string) =>
+    eventBody({
+      event_id: id,
+      event_name: 'sigterm_test',
+      channel: 'api',
+      user_id: `user_${seq % 313}`,
+      timestamp: now - (seq++ % 3600),
+      tags: ['load'],
+      metadata: { seq, text: 'y'.repeat(seq % 300) },
+    })
 
   for (let trial = 0; trial < TRIALS; trial++) {
     const server = await startServerProcess(dataDir, {

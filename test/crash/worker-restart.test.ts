@@ -15,6 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { eventBody, ndjson } from '../helpers/events.ts'
 import { destroyAgent, send } from '../helpers/http.ts'
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
@@ -52,14 +53,14 @@ test('a worker killed with SIGKILL mid-load is restarted on its shard; no acked 
   let socketErrors = 0
   let stop = false
   const now = Math.floor(Date.now() / 1000)
-  const event = (id: string, n: number) => ({
-    event_id: id,
-    event_name: 'worker_restart',
-    channel: 'web',
-    user_id: `user_${n % 101}`,
-    timestamp: now,
-    metadata: { n },
-  })
+  const event = (id: string, n: number) =>
+    eventBody({
+      event_id: id,
+      event_name: 'worker_restart',
+      user_id: `user_${n % 101}`,
+      timestamp: now,
+      metadata: { n },
+    })
   const client = async (c: number) => {
     for (let n = 0; !stop; n++) {
       const batch = n % 4 === 0
@@ -70,7 +71,7 @@ test('a worker killed with SIGKILL mid-load is restarted on its shard; no acked 
           ? await send(`${server.url}/events/batch`, {
               method: 'POST',
               headers: { 'content-type': 'application/x-ndjson' },
-              body: ids.map((id) => JSON.stringify(event(id, n))).join('\n'),
+              body: ndjson(ids.map((id) => event(id, n))),
             })
           : await send(`${server.url}/events`, {
               method: 'POST',

@@ -10,10 +10,12 @@ import type { NormalizedEvent } from '../../src/intake/types.ts'
  * An API body: the example event, `overrides` applied (a key set to undefined is removed — give
  * `event_id: undefined` when the server must derive the id, or every such body shares the example's).
  */
-export function eventBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function eventBody<O extends Record<string, unknown> = Record<string, unknown>>(
+  overrides: O = {} as O,
+): Record<string, unknown> & O {
   const body: Record<string, unknown> = { ...structuredClone(EVENT_EXAMPLE), ...overrides }
   for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key]
-  return body
+  return body as Record<string, unknown> & O
 }
 
 /** A normalized event (the WAL's form): every stored field's example, `tenant` left out, with overrides. */

@@ -9,18 +9,13 @@ import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { gzipSync } from 'node:zlib'
+import { eventBody, uniqueEventId } from '../helpers/events.ts'
 import { destroyAgent, postJson } from '../helpers/http.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 
 const now = Math.floor(Date.now() / 1000)
-let seq = 0
-const event = () => ({
-  event_id: `bounds-${process.pid}-${seq++}`,
-  event_name: 'bounds',
-  channel: 'web',
-  user_id: 'u',
-  timestamp: now,
-})
+const event = () =>
+  eventBody({ event_id: uniqueEventId('bounds'), event_name: 'bounds', user_id: 'u', timestamp: now })
 
 /** A raw socket; `text()` is everything the server sent so far, `closed` resolves when it closes. */
 function rawSocket(port: number) {

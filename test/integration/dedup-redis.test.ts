@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { RedisDedup } from '../../src/dedup/redis.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { eventBody } from '../helpers/events.ts'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
@@ -104,13 +105,8 @@ test('the server delivers through a Redis outage, shows it in /ready and metrics
     deliveryLingerMs: 0,
   })
   const now = Math.floor(Date.now() / 1000)
-  const event = (id: string) => ({
-    event_id: id,
-    event_name: 'outage',
-    channel: 'web',
-    user_id: 'u1',
-    timestamp: now,
-  })
+  const event = (id: string) =>
+    eventBody({ event_id: id, event_name: 'outage', user_id: 'u1', timestamp: now })
   const total = async () =>
     (await send(`${server.url}/metrics?event_name=outage`)).body.total_events as number
   const scrape = async () => parsePrometheusText(await (await fetch(`${server.metricsUrl}/metrics`)).text())
@@ -157,13 +153,8 @@ test('a repeat sent after L1 forgot it is caught by L2 and counted there', async
     deliveryLingerMs: 0,
   })
   const now = Math.floor(Date.now() / 1000)
-  const event = (id: string) => ({
-    event_id: id,
-    event_name: 'layers',
-    channel: 'web',
-    user_id: 'u1',
-    timestamp: now,
-  })
+  const event = (id: string) =>
+    eventBody({ event_id: id, event_name: 'layers', user_id: 'u1', timestamp: now })
   assert.equal((await postJson(`${server.url}/events`, event('a'))).status, 202)
   const dup = await postJson(`${server.url}/events`, event('a'))
   assert.deepEqual(dup.body, { status: 'accepted', event_id: 'a', duplicate: true })
@@ -187,16 +178,10 @@ test('a flood of unique keys keeps L1 and the delivery cache at their bound', as
   const server = await startTestServer(t, { dedupCacheEntries: 500, deliveryLingerMs: 0 })
   const now = Math.floor(Date.now() / 1000)
   const scrape = async () => parsePrometheusText(await (await fetch(`${server.metricsUrl}/metrics`)).text())
+  const flood = (id: string) =>
+    JSON.stringify(eventBody({ event_id: id, event_name: 'flood', user_id: 'u', timestamp: now }))
   for (let b = 0; b < 20; b++) {
-    const lines = Array.from({ length: 500 }, (_, i) =>
-      JSON.stringify({
-        event_id: `flood-${b}-${i}`,
-        event_name: 'flood',
-        channel: 'web',
-        user_id: 'u',
-        timestamp: now,
-      }),
-    )
+    const lines = Array.from({ length: 500 }, (_, i) => flood(`flood-${b}-${i}`))
     const answer = await send(`${server.url}/events/batch`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
@@ -209,15 +194,7 @@ test('a flood of unique keys keeps L1 and the delivery cache at their bound', as
   await eventually(async () => (await total()) === 10_000, 'the flood stored')
   assert.equal(sampleValue(await scrape(), 'dedup_delivery_keys', { sink: 'duckdb' }), 500)
   // The newest keys are still known: a resend of the last batch is all duplicates.
-  const last = Array.from({ length: 3 }, (_, i) =>
-    JSON.stringify({
-      event_id: `flood-19-${497 + i}`,
-      event_name: 'flood',
-      channel: 'web',
-      user_id: 'u',
-      timestamp: now,
-    }),
-  )
+  const last = Array.from({ length: 3 }, (_, i) => flood(`flood-19-${497 + i}`))
   const again = await send(`${server.url}/events/batch`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-ndjson' },

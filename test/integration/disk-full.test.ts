@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { eventBody } from '../helpers/events.ts'
 import { type Answer, destroyAgent, send } from '../helpers/http.ts'
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.ts'
 import { storedEventCounts, walVerify } from '../helpers/store-check.ts'
@@ -71,14 +72,14 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
   let first503: Answer | undefined
   const now = Math.floor(Date.now() / 1000)
   let seq = 0
-  const event = (id: string) => ({
-    event_id: id,
-    event_name: 'disk_full',
-    channel: 'web',
-    user_id: `user_${seq % 101}`,
-    timestamp: now - (seq++ % 600),
-    metadata: { pad: 'p'.repeat(200) },
-  })
+  const event = (id: string) =>
+    eventBody({
+      event_id: id,
+      event_name: 'disk_full',
+      user_id: `user_${seq % 101}`,
+      timestamp: now - (seq++ % 600),
+      metadata: { pad: 'p'.repeat(200) },
+    })
 
   /** One request; checks the answer is 202 or a proper 503. */
   const request = async (phase: string, batch: boolean): Promise<number> => {
@@ -89,7 +90,11 @@ test('a full disk answers 503 with Retry-After, corrupts nothing, and the server
     const lines = ids.map((id) => JSON.stringify(event(id)))
     // Invalid events in batches go to the dead-letter store, which is on the full disk too.
     if (batch)
-      lines.push(JSON.stringify({ event_name: 'invalid', channel: 'tv', user_id: 'u', timestamp: now }))
+      lines.push(
+        JSON.stringify(
+          eventBody({ event_id: undefined, event_name: 'invalid', channel: 'tv', timestamp: now }),
+        ),
+      )
     const answer = batch
       ? await send(`${url}/events/batch`, {
           method: 'POST',

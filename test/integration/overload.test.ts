@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { eventBody } from '../helpers/events.ts'
 import { parsePrometheusText, sampleValue, sumOf } from '../helpers/prometheus-text.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { assertExactlyOnce, storedEventCounts } from '../helpers/store-check.ts'
@@ -110,15 +111,16 @@ test(`overload: ${SINGLE_CONNECTIONS + BATCH_CONNECTIONS} connections for ${SECO
   const now = Math.floor(Date.now() / 1000)
   let seq = 0
   const event = (id: string) =>
-    JSON.stringify({
-      event_id: id,
-      event_name: 'overload',
-      channel: 'web',
-      user_id: `user_${seq % 1000}`,
-      timestamp: now,
-      tags: ['a', 'b'],
-      metadata: { product_id: 'prod-789', price: 129.99, seq: seq++ },
-    })
+    JSON.stringify(
+      eventBody({
+        event_id: id,
+        event_name: 'overload',
+        user_id: `user_${seq % 1000}`,
+        timestamp: now,
+        tags: ['a', 'b'],
+        metadata: { product_id: 'prod-789', price: 129.99, seq: seq++ },
+      }),
+    )
 
   const sent = new Set<string>()
   const acked = new Set<string>()

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, type TestContext, test } from 'node:test'
+import { eventBody } from '../helpers/events.ts'
 import { familyMap, parseWithExpfmt, promparseBinary } from '../helpers/expfmt.ts'
 import { type Answer, destroyAgent, postJson } from '../helpers/http.ts'
 import {
@@ -27,16 +28,16 @@ const ACCEPTED = SINGLES + BATCH
 const RECEIVED = ACCEPTED + INVALID + DUPLICATES
 
 const now = Math.floor(Date.now() / 1000)
-const event = (id: string, over: Record<string, unknown> = {}) => ({
-  event_id: id,
-  event_name: 'expfmt_probe',
-  channel: 'web',
-  user_id: `user-${id}`,
-  timestamp: now - 60,
-  tags: ['a', 'b'],
-  metadata: { price: 9.5 },
-  ...over,
-})
+const event = (id: string, over: Record<string, unknown> = {}) =>
+  eventBody({
+    event_id: id,
+    event_name: 'expfmt_probe',
+    user_id: `user-${id}`,
+    timestamp: now - 60,
+    tags: ['a', 'b'],
+    metadata: { price: 9.5 },
+    ...over,
+  })
 /** Each refused by validation: `events_rejected_total{reason="invalid"}`. */
 const INVALID_EVENTS = [
   event('bad-channel', { channel: 'fax' }),

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { digestOf } from '../../src/http/auth.ts'
+import { eventBody } from '../helpers/events.ts'
 import { postJson } from '../helpers/http.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
@@ -19,13 +20,7 @@ before(async () => {
 after(() => redis.stop())
 
 const now = Math.floor(Date.now() / 1000)
-const event = (id: string) => ({
-  event_id: id,
-  event_name: 'rlr',
-  channel: 'web',
-  user_id: 'u',
-  timestamp: now,
-})
+const event = (id: string) => eventBody({ event_id: id, event_name: 'rlr', user_id: 'u', timestamp: now })
 const apiKeys = `shared:${digestOf('key-s').toString('hex')}`
 
 test('two nodes with one Redis share each key bucket', async (t) => {

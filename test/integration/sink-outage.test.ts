@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { eventBody } from '../helpers/events.ts'
 import { postJson, send } from '../helpers/http.ts'
 import { startHttpSinkRig } from '../helpers/http-sink-rig.ts'
 import { startTestServer } from '../helpers/in-process.ts'
@@ -175,14 +176,13 @@ test('with only the http sink, events are delivered and GET /metrics answers 503
 })
 
 function event(id: string) {
-  return {
+  return eventBody({
     event_id: id,
     event_name: 'outage_test',
-    channel: 'web',
     user_id: `user_${id.length % 13}`,
     timestamp: now - 60,
     metadata: { n: id },
-  }
+  })
 }
 
 /** The operations port from the `ServerStarted` log line. */

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
 import { Redis } from 'ioredis'
 import { digestOf } from '../../src/http/auth.ts'
+import { eventBody } from '../helpers/events.ts'
 import { destroyAgent, postJson, send } from '../helpers/http.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import { type RedisServer, startRedis } from '../helpers/redis.ts'
@@ -21,14 +22,8 @@ const API_KEYS = Object.entries(KEYS)
   .map(([label, key]) => `${label}:${digestOf(key).toString('hex')}`)
   .join(',')
 const now = Math.floor(Date.now() / 1000)
-const event = (id: string, user: string, extra: Record<string, unknown> = {}) => ({
-  event_id: id,
-  event_name: 'tenant',
-  channel: 'web',
-  user_id: user,
-  timestamp: now - 60,
-  ...extra,
-})
+const event = (id: string, user: string, extra: Record<string, unknown> = {}) =>
+  eventBody({ event_id: id, event_name: 'tenant', user_id: user, timestamp: now - 60, ...extra })
 const as = (who: keyof typeof KEYS) => ({ 'x-api-key': KEYS[who] })
 const CONFLICT = 'event_id "order-42" was already used for a different event'
 
