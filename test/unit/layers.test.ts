@@ -28,6 +28,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['sinks'],
   ['delivery'],
   ['pipeline'],
+  ['ingest'],
   ['http'],
   ['dashboard'],
   ['pipeline-readiness'],

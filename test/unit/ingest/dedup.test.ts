@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
 import { isSpillwayError, spillwayError } from '../../../src/errors.ts'
-import { Ingestor } from '../../../src/http/ingest.ts'
+import { Ingestor } from '../../../src/ingest/ingestor.ts'
 import type { IntakeContext } from '../../../src/intake/types.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
 
