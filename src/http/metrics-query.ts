@@ -51,12 +51,15 @@ export function parseTopQuery(params: Record<string, unknown>): TopEventsQuery {
  * Validate `GET /metrics/series` parameters (`event_name`, `from`, `to`, `bucket`, default
  * `hour`); every error names the parameter. The bucket count is the backend's check (explore.ts).
  */
-export function parseSeriesQuery(params: Record<string, unknown>): SeriesQuery {
+export function parseSeriesQuery(
+  params: Record<string, unknown>,
+  defaultBucket: Bucket = 'hour',
+): SeriesQuery {
   known(params, ['event_name', 'from', 'to', 'bucket'])
   const name = single(params, 'event_name')
   if (name === undefined || name.trim() === '') throw invalid('event_name is required')
   const { from, to } = window(params)
-  const bucket = single(params, 'bucket') ?? 'hour'
+  const bucket = single(params, 'bucket') ?? defaultBucket
   if (!BUCKETS.includes(bucket as Bucket))
     throw invalid(`bucket must be one of minute, hour, day, got "${bucket.slice(0, 40)}"`)
   return {

@@ -166,7 +166,7 @@ test('event queries validate their parameters, naming the bad one', async (t) =>
   const server = await startTestServer(t)
   const ops = server.metricsUrl
   const cases: [string, RegExp][] = [
-    ['/api/events/top?limit=0', /limit must be an integer from 1 to 100/],
+    ['/api/events/top?limit=0', /limit must be a whole number from 1 to 100/],
     ['/api/events/top?limit=101', /limit/],
     ['/api/events/top?from=10&to=5', /from \(10\) must not be after to \(5\)/],
     ['/api/events/top?from=yesterday', /from must be a Unix timestamp/],
