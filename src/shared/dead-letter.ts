@@ -36,50 +36,41 @@
  * Each line is identified by `<file>#<line number>` (see `scanDeadLetters`): lines are appended,
  * or blanked by a purge, never moved, so the identity of a line never changes; `spillway dlq
  * replay` records what it did to a line under that name in `replayed/` (see dlq-replay.ts).
+ *
+ * Here: the store (append under the bounds). The lock, usage and reading of the directory are in
+ * dead-letter-files.ts, purging in dead-letter-purge.ts; this module exports all of it.
  */
 
 import { randomBytes } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
-import { createRequire } from 'node:module'
+import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { threadId } from 'node:worker_threads'
 import type { Config } from '../config/schema.ts'
-import { isSpillwayError, type SpillwayError, spillwayError } from '../errors.ts'
+import { type SpillwayError, spillwayError } from '../errors.ts'
 import { formatBytes } from '../format.ts'
-import { Backoff } from './backoff.ts'
+import {
+  DEFAULT_LOCK_TIMEOUT_MS,
+  type DeadLetterEntry,
+  type DeadLetterUsage,
+  exists,
+  ioError,
+  StoreLock,
+  sameFile,
+  scanDeadLetters,
+  UsageCounter,
+} from './dead-letter-files.ts'
 import { syncDir } from './durable-file.ts'
-import { sleep } from './timeout.ts'
 
-export interface DeadLetterEntry {
-  /** Unix milliseconds: when the event was received (intake) or refused (delivery). */
-  readonly at: number
-  /** The sink that refused it; absent for events refused at intake. */
-  readonly sink?: string
-  readonly reason: string
-  /** Index in the request's batch (intake) or in its WAL record (delivery). */
-  readonly index?: number
-  /** WAL position of the record that held the event (delivery only). */
-  readonly position?: number
-  /**
-   * The event as received (intake: any JSON value, or the raw text of an NDJSON line that was not
-   * JSON) or as stored in the WAL (delivery: a NormalizedEvent, or the text of a record that did
-   * not decode).
-   */
-  readonly event: unknown
-  /** Set when `event` could not be stored whole (e.g. nested too deep to serialise). */
-  readonly eventTruncated?: string
-}
-
-/** One line of the store, with the name it keeps for its whole life. */
-export interface StoredDeadLetter {
-  /** `<file>#<line>`, e.g. `intake-2026-…-1234-0-a1b2c3.jsonl#17`. */
-  readonly id: string
-  readonly file: string
-  /** 1-based line number in `file`. */
-  readonly line: number
-  readonly entry: DeadLetterEntry
-}
+export {
+  type DeadLetterEntry,
+  type DeadLetterUsage,
+  deadLetterUsage,
+  deadLetterUsageReader,
+  type StoredDeadLetter,
+  scanDeadLetters,
+} from './dead-letter-files.ts'
+export { type DropOptions, type DropReport, dropDeadLetters } from './dead-letter-purge.ts'
 
 /** The store's bounds (`maxDeadLetterBytes`, `maxDeadLetterEntries`). */
 export interface DeadLetterLimits {
@@ -96,13 +87,6 @@ export interface DeadLetterStoreOptions {
   readonly lockTimeoutMs?: number
 }
 
-/** What the directory holds now, every writer's files together. */
-export interface DeadLetterUsage {
-  readonly bytes: number
-  readonly entries: number
-  readonly files: number
-}
-
 /** The store's bounds as configured. */
 export function deadLetterLimits(
   config: Pick<Config, 'maxDeadLetterBytes' | 'maxDeadLetterEntries'>,
@@ -112,8 +96,6 @@ export function deadLetterLimits(
 
 /** Retry-After of a refusal by a full store: only an operator frees room, so not every second. */
 export const FULL_RETRY_AFTER_SECONDS = 60
-const LOCK_FILE = 'append.lock'
-const DEFAULT_LOCK_TIMEOUT_MS = 30_000
 
 export class DeadLetterStore {
   readonly dir: string
@@ -258,357 +240,8 @@ export class DeadLetterStore {
   }
 }
 
-interface NativeLocks {
-  tryLock(fd: number): boolean
-  unlock(fd: number): void
-}
-
-const native = createRequire(import.meta.url)('fs-native-extensions') as NativeLocks
-
-/**
- * The exclusive lock every append and every purge rewrite holds (see the header). Polled rather
- * than waited for in the thread pool, so a stopped purge cannot hold a libuv thread, and an
- * append gives up (503) instead of hanging.
- */
-class StoreLock {
-  readonly #dir: string
-  readonly #timeoutMs: number
-  #handle: FileHandle | undefined
-
-  constructor(dir: string, timeoutMs: number) {
-    this.#dir = dir
-    this.#timeoutMs = timeoutMs
-  }
-
-  /** Resolves with the function that lets go. */
-  async take(entries: number): Promise<() => void> {
-    try {
-      if (!this.#handle) {
-        await mkdir(this.#dir, { recursive: true })
-        this.#handle = await open(join(this.#dir, LOCK_FILE), 'a')
-      }
-    } catch (error) {
-      throw ioError(error, entries)
-    }
-    const fd = this.#handle.fd
-    const deadline = Date.now() + this.#timeoutMs
-    // Made only when the lock is busy (a purge, another writer): the common append allocates nothing.
-    let pause: Backoff | undefined
-    while (!native.tryLock(fd)) {
-      if (Date.now() > deadline) {
-        throw ioError(
-          new Error(`${join(this.#dir, LOCK_FILE)} stayed locked for ${this.#timeoutMs} ms (a dlq purge?)`),
-          entries,
-        )
-      }
-      pause ??= new Backoff({ initialMs: 1, maxMs: 50, jitter: 'none' })
-      await sleep(pause.next())
-    }
-    return () => native.unlock(fd)
-  }
-
-  async close(): Promise<void> {
-    await this.#handle?.close()
-    this.#handle = undefined
-  }
-}
-
-interface FileCount {
-  readonly ino: number
-  /** Where the next unread line starts (after the last newline counted). */
-  scanned: number
-  size: number
-  entries: number
-}
-
-/**
- * Bytes and entries (non-empty lines) of the directory, read incrementally: a file is read only
- * from where the last reading stopped, and read again whole when a purge replaced it.
- */
-class UsageCounter {
-  readonly #dir: string
-  #files = new Map<string, FileCount>()
-
-  constructor(dir: string) {
-    this.#dir = dir
-  }
-
-  async read(): Promise<DeadLetterUsage> {
-    const next = new Map<string, FileCount>()
-    let bytes = 0
-    let entries = 0
-    for (const name of await jsonlFiles(this.#dir)) {
-      let info: Awaited<ReturnType<typeof stat>>
-      try {
-        info = await stat(join(this.#dir, name))
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
-        throw error
-      }
-      let count = this.#files.get(name)
-      if (!count || count.ino !== info.ino || info.size < count.scanned) {
-        count = { ino: info.ino, scanned: 0, size: 0, entries: 0 }
-      }
-      if (info.size > count.scanned) await countLines(join(this.#dir, name), count, info.size)
-      count.size = info.size
-      next.set(name, count)
-      bytes += info.size
-      entries += count.entries
-    }
-    this.#files = next
-    return { bytes, entries, files: next.size }
-  }
-}
-
-/** Reads `path` from `count.scanned` up to `end`, counting the non-empty complete lines. */
-async function countLines(path: string, count: FileCount, end: number): Promise<void> {
-  let file: FileHandle
-  try {
-    file = await open(path, 'r')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw error
-  }
-  try {
-    const buffer = Buffer.allocUnsafe(1024 * 1024)
-    let position = count.scanned
-    let lineStart = count.scanned
-    while (position < end) {
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position)
-      if (bytesRead === 0) break
-      let at = buffer.indexOf(10)
-      while (at !== -1 && at < bytesRead) {
-        const absolute = position + at
-        if (absolute > lineStart) count.entries++
-        lineStart = absolute + 1
-        at = buffer.indexOf(10, at + 1)
-      }
-      position += bytesRead
-    }
-    count.scanned = lineStart
-  } finally {
-    await file.close()
-  }
-}
-
-/** Bytes and entries of a dead-letter directory now (for metrics and the dlq commands). */
-export async function deadLetterUsage(dir: string): Promise<DeadLetterUsage> {
-  return new UsageCounter(dir).read()
-}
-
-/** A reader of a directory's usage that keeps its counts between calls (a metrics source). */
-export function deadLetterUsageReader(dir: string): () => Promise<DeadLetterUsage> {
-  const counter = new UsageCounter(dir)
-  let reading: Promise<DeadLetterUsage> | undefined
-  return () => {
-    // Scrapes that overlap share one reading.
-    reading ??= counter.read().finally(() => {
-      reading = undefined
-    })
-    return reading
-  }
-}
-
-export interface DropOptions {
-  /** Count what would be dropped; change nothing. */
-  readonly dryRun?: boolean
-  readonly lockTimeoutMs?: number
-}
-
-export interface DropReport {
-  readonly dryRun: boolean
-  /** Entries removed (or that would be). */
-  readonly entries: number
-  /** Bytes freed (or that would be), torn tails of crashed appends included. */
-  readonly bytes: number
-  /** Files removed because no entry was left in them. */
-  readonly filesRemoved: number
-}
-
-/**
- * Removes the entries `select` picks, safely while servers append (see the header): file by file,
- * under the store's lock, the dropped lines are blanked and the file replaced; a file left with
- * no entry is removed. `select` sees every entry as it is under the lock, so an entry appended
- * after the caller looked is judged too, never lost unseen.
- */
-export async function dropDeadLetters(
-  dir: string,
-  select: (stored: StoredDeadLetter) => boolean,
-  options: DropOptions = {},
-): Promise<DropReport> {
-  const dryRun = options.dryRun ?? false
-  const lock = new StoreLock(dir, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)
-  let entries = 0
-  let bytes = 0
-  let filesRemoved = 0
-  try {
-    await removeLeftovers(dir, dryRun)
-    for (const name of await jsonlFiles(dir)) {
-      const unlock = await lock.take(0)
-      try {
-        const path = join(dir, name)
-        let text: string
-        try {
-          text = await readFile(path, 'utf8')
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
-          throw error
-        }
-        const lines = text.split('\n')
-        // Text after the last newline is the torn tail of an append that never returned.
-        const torn = lines.pop() ?? ''
-        let dropped = 0
-        let left = 0
-        for (let i = 0; i < lines.length; i++) {
-          if (lines[i].length === 0) continue
-          const entry = parseEntry(lines[i])
-          if (entry && select({ id: `${name}#${i + 1}`, file: name, line: i + 1, entry })) {
-            lines[i] = ''
-            dropped++
-          } else {
-            left++
-          }
-        }
-        if (dropped === 0 && torn.length === 0) continue
-        const kept = left === 0 ? '' : lines.map((line) => `${line}\n`).join('')
-        entries += dropped
-        bytes += Buffer.byteLength(text) - Buffer.byteLength(kept)
-        if (dryRun) {
-          if (left === 0) filesRemoved++
-          continue
-        }
-        if (left === 0) {
-          await unlink(path)
-          filesRemoved++
-        } else {
-          const temporary = `${path}.purging`
-          const file = await open(temporary, 'w')
-          try {
-            await file.writeFile(kept)
-            await file.datasync()
-          } finally {
-            await file.close()
-          }
-          await rename(temporary, path)
-        }
-        await syncDir(dir)
-      } finally {
-        unlock()
-      }
-    }
-  } finally {
-    await lock.close()
-  }
-  return { dryRun, entries, bytes, filesRemoved }
-}
-
-/** A purge that died between writing its new file and renaming it leaves the new file behind. */
-async function removeLeftovers(dir: string, dryRun: boolean): Promise<void> {
-  if (dryRun) return
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw error
-  }
-  for (const name of names) {
-    if (name.endsWith('.jsonl.purging')) await unlink(join(dir, name)).catch(() => {})
-  }
-}
-
-async function sameFile(file: FileHandle, path: string): Promise<boolean> {
-  try {
-    const [open, named] = await Promise.all([file.stat(), stat(path)])
-    return open.ino === named.ino && open.dev === named.dev
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
-    throw error
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The `.jsonl` files of `dir`, oldest first (names start with a timestamp); none when it is missing. */
-async function jsonlFiles(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true }))
-      .filter((dirent) => dirent.isFile() && dirent.name.endsWith('.jsonl'))
-      .map((dirent) => dirent.name)
-      .sort(byTimeInName)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
-}
-
-function parseEntry(line: string): DeadLetterEntry | undefined {
-  let entry: unknown
-  try {
-    entry = JSON.parse(line)
-  } catch {
-    return undefined
-  }
-  return typeof entry === 'object' && entry !== null && 'reason' in entry
-    ? (entry as DeadLetterEntry)
-    : undefined
-}
-
-/**
- * Every line of every `.jsonl` file of `dir`, oldest file first (names start with a timestamp),
- * in file order. An empty line (dropped by a purge) is no entry; a line that does not parse — the
- * torn tail of a crash mid-append — is skipped: its append never returned, so nobody was told it
- * was stored.
- */
-export async function scanDeadLetters(dir: string): Promise<StoredDeadLetter[]> {
-  const stored: StoredDeadLetter[] = []
-  for (const file of await jsonlFiles(dir)) {
-    let text: string
-    try {
-      text = await readFile(join(dir, file), 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
-      throw error
-    }
-    let line = 0
-    for (const content of text.split('\n')) {
-      line++
-      if (content.length === 0) continue
-      const entry = parseEntry(content)
-      if (entry) stored.push({ id: `${file}#${line}`, file, line, entry })
-    }
-  }
-  return stored
-}
-
-/** `intake-2026-…` and `delivery-2026-…` sort by their timestamp, then by the whole name. */
-function byTimeInName(a: string, b: string): number {
-  const ta = a.slice(a.indexOf('-') + 1)
-  const tb = b.slice(b.indexOf('-') + 1)
-  return ta < tb ? -1 : ta > tb ? 1 : a < b ? -1 : a > b ? 1 : 0
-}
-
 function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-')
-}
-
-function ioError(cause: unknown, entries: number) {
-  if (isSpillwayError(cause)) return cause
-  const code = (cause as NodeJS.ErrnoException)?.code
-  const detail = code ?? (cause instanceof Error ? cause.message : String(cause))
-  return spillwayError(
-    'SPW_ERR_DEADLETTER_IO',
-    `could not record ${entries} rejected event${entries === 1 ? '' : 's'} in the dead-letter store (${detail}); ` +
-      'nothing of the request was accepted, retry later',
-    { cause },
-  )
 }
 
 function fullError(message: string): SpillwayError {
