@@ -10,8 +10,8 @@ import { Admission } from '../../../src/http/admission.ts'
 import { buildApp } from '../../../src/http/app.ts'
 import { Ingestor } from '../../../src/ingest/ingestor.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
-import { ServerMetrics } from '../../../src/telemetry/metrics.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
+import { EMPTY_QUERY, stubMetrics } from '../../helpers/app-stubs.ts'
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }, accessLog: boolean, trustProxy = '') {
   const config = loadConfig({ env: {}, overrides: { logLevel: 'info', accessLog, trustProxy } })
@@ -31,35 +31,13 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, accessLog:
     },
     { queuedEvents: () => 0, walBacklogBytes: () => 0, deliveredPosition: () => 0 },
   )
-  const metrics = new ServerMetrics(
-    {
-      queuedEvents: () => 0,
-      wal: () => ({
-        head: 0,
-        backlogBytes: 0,
-        pendingBytes: 0,
-        fsyncs: 0,
-        records: 0,
-        bytes: 0,
-        failedGroups: 0,
-      }),
-      sinkBacklog: () => [],
-      admission: () => admission.state(),
-      delivery: async () => ({ generation: 0, running: true, sinks: [] }),
-    },
-    { defaultMetrics: false },
-  )
+  const metrics = stubMetrics(admission)
   const app = await buildApp({
     config,
     ingestor: new Ingestor(wal, config, undefined, metrics),
     admission,
     metrics,
-    query: {
-      totals: async () => ({ total_events: 0, unique_users: 0 }),
-      groups: async () => [],
-      topEvents: async () => [],
-      series: async () => [],
-    } as never,
+    query: EMPTY_QUERY,
     readiness: async () => ({ ok: true }),
     logger: createLogger('info', stream),
   })

@@ -11,8 +11,8 @@ import { Admission } from '../../../src/http/admission.ts'
 import { buildApp } from '../../../src/http/app.ts'
 import { Ingestor } from '../../../src/ingest/ingestor.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
-import { ServerMetrics } from '../../../src/telemetry/metrics.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
+import { EMPTY_QUERY, stubMetrics } from '../../helpers/app-stubs.ts'
 import { eventBody } from '../../helpers/events.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
@@ -50,36 +50,14 @@ async function setup(
       deliveredPosition: () => 0,
     },
   )
-  const metrics = new ServerMetrics(
-    {
-      queuedEvents: () => ingestor?.pendingEvents ?? 0,
-      wal: () => ({
-        head: 0,
-        backlogBytes: 0,
-        pendingBytes: 0,
-        fsyncs: 0,
-        records: 0,
-        bytes: 0,
-        failedGroups: 0,
-      }),
-      sinkBacklog: () => [],
-      admission: () => admission.state(),
-      delivery: async () => ({ generation: 0, running: true, sinks: [] }),
-    },
-    { defaultMetrics: false },
-  )
+  const metrics = stubMetrics(admission, () => ingestor?.pendingEvents ?? 0)
   ingestor = new Ingestor(wal, config, undefined, metrics)
   const app = await buildApp({
     config,
     ingestor,
     admission,
     metrics,
-    query: {
-      totals: async () => ({ total_events: 0, unique_users: 0 }),
-      groups: async () => [],
-      topEvents: async () => [],
-      series: async () => [],
-    },
+    query: EMPTY_QUERY,
     readiness: async () => ({ ok: true }),
     logger: createLogger('silent'),
   })

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type MetricSources, ServerMetrics } from '../../../src/telemetry/metrics.ts'
+import { EMPTY_WAL } from '../../helpers/app-stubs.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
 /** A worker's sources: no WAL it delivers from, no delivery thread, no dead-letter store. */
@@ -14,15 +15,7 @@ const worker: MetricSources = { queuedEvents: () => 0, admission: () => [] }
 const primary: MetricSources = {
   queuedEvents: () => 0,
   admission: () => [],
-  wal: () => ({
-    head: 0,
-    backlogBytes: 0,
-    pendingBytes: 0,
-    fsyncs: 0,
-    records: 0,
-    bytes: 0,
-    failedGroups: 0,
-  }),
+  wal: () => EMPTY_WAL,
   sinkBacklog: () => [],
   delivery: async () => ({
     generation: 0,
