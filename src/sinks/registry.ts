@@ -31,6 +31,8 @@ export function createSink(name: string, config: Config, logger: Logger): Sink {
         name,
         logger: logger.child({ sink: name }),
         settings: { threads: String(config.duckdbThreads), memory_limit: config.duckdbMemoryLimit },
+        batchRows: config.duckdbBatchRows,
+        batchBytes: config.duckdbBatchBytes,
       })
     case 'clickhouse':
       return new ClickHouseSink(clickhouseSinkOptions(config, name, logger.child({ sink: name })))

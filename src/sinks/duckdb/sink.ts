@@ -56,6 +56,9 @@ export interface DuckDbSinkOptions {
   readonly instance?: DuckDBInstance
   /** DuckDB settings for an instance the sink opens, e.g. `{ threads: '1', memory_limit: '1GB' }`. */
   readonly settings?: Record<string, string>
+  /** Most rows / WAL bytes per transaction; unset: the delivery's `deliveryBatchRows`/`Bytes`. */
+  readonly batchRows?: number
+  readonly batchBytes?: number
   /** Test seam: runs inside the transaction after rows and cursor are written, before COMMIT. */
   readonly beforeCommit?: (batch: SinkBatch) => void | Promise<void>
 }
@@ -89,6 +92,7 @@ WHERE NOT EXISTS (
 export class DuckDbSink implements Sink {
   readonly name: string
   readonly acceptsNdjson = true
+  readonly batchLimits: { readonly rows?: number; readonly bytes?: number }
   readonly #path: string
   readonly #logger: Logger
   readonly #instance: DuckDBInstance | undefined
@@ -108,6 +112,7 @@ export class DuckDbSink implements Sink {
 
   constructor(options: DuckDbSinkOptions) {
     this.name = options.name ?? 'duckdb'
+    this.batchLimits = { rows: options.batchRows || undefined, bytes: options.batchBytes || undefined }
     this.#path = options.path
     this.#logger = options.logger ?? pino({ level: 'silent' })
     this.#instance = options.instance
