@@ -275,8 +275,14 @@ if (GOALS.has('4')) {
     '—',
     `${r.drainSecondsAfterLoad} s (${fmt(r.deliveryRowsPerSec)} rows/s)`,
     '≤ 2 s',
-    r.drainSecondsAfterLoad <= 2 && r.stored === r.accepted,
+    // wrk counts only the answers it read: batches in flight when it stopped (at most one per
+    // connection) were taken and stored all the same.
+    r.drainSecondsAfterLoad <= 2 && r.stored >= r.accepted && r.stored <= r.accepted + 8 * 1000,
   )
+  if (r.stored !== r.accepted)
+    notes.push(
+      `goal 4: ${fmt(r.stored)} stored for ${fmt(r.accepted)} answered 202 (wrk does not count the batches in flight when it stops).`,
+    )
 }
 
 // ---- report ------------------------------------------------------------------------------------
