@@ -62,6 +62,14 @@ const VERSION = (() => {
     return 'unknown'
   }
 })()
+/**
+ * Live streams at once. Each holds a socket and is written to every second; a page keeps one open,
+ * so a few dozen is plenty, and more (an open port, a loop in a script) is refused, not served.
+ */
+export const MAX_FEED_STREAMS = 32
+/** A stream whose client stopped reading is closed once this much waits unsent in the process. */
+const MAX_STREAM_BACKLOG_BYTES = 4 * 1024 * 1024
+
 const ROUTES =
   'GET /metrics, /health, /ready, / (dashboard), /api/stats, /api/stats/stream, /api/events/top, /api/events/series'
 
@@ -141,6 +149,12 @@ export async function startOperationsServer(options: OperationsOptions): Promise
 
   /** SSE: the whole feed first, then one message a second with the newest sample. */
   const stream = (request: IncomingMessage, response: ServerResponse) => {
+    if (streams.size >= MAX_FEED_STREAMS) {
+      response.setHeader('retry-after', RETRY_AFTER_SECONDS)
+      return json(response, 503, {
+        error: `${MAX_FEED_STREAMS} live streams are open already (the most this port serves); retry later, or poll GET /api/stats`,
+      })
+    }
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -149,6 +163,8 @@ export async function startOperationsServer(options: OperationsOptions): Promise
     response.write(`retry: 2000\nevent: stats\ndata: ${JSON.stringify(feed.stats())}\n\n`)
     streams.add(response)
     const unsubscribe = feed.subscribe((sample) => {
+      // A client that stopped reading would make the process hold every second's message for it.
+      if (response.writableLength > MAX_STREAM_BACKLOG_BYTES) return void response.destroy()
       response.write(`event: stats\ndata: ${JSON.stringify(feed.stats(sample.t - 1))}\n\n`)
     })
     request.socket.setTimeout(0)

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import type { Stats } from '../../src/dashboard/feed.ts'
+import { MAX_FEED_STREAMS } from '../../src/dashboard/operations-server.ts'
 import { digestOf } from '../../src/http/auth.ts'
 import { startTestServer } from '../helpers/in-process.ts'
 import { NdjsonReceiver } from '../helpers/ndjson-receiver.ts'
@@ -330,4 +331,52 @@ test('a node whose sinks cannot answer queries says so with a 503', async (t) =>
   const response = await fetch(`${server.metricsUrl}/api/events/top`)
   assert.equal(response.status, 503)
   assert.match(((await response.json()) as { error: string }).error, /quer/)
+})
+
+test('live streams are bounded: past MAX_FEED_STREAMS a new one is a 503 naming the bound, and a closed one frees its place', async (t) => {
+  const server = await startTestServer(t)
+  const { request } = await import('node:http')
+  const open = (): Promise<{ status: number; body: string; close: () => void; retryAfter?: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${server.metricsUrl}/api/stats/stream`, { agent: false }, (res) => {
+        if (res.statusCode === 200) {
+          res.once('data', () => resolve({ status: 200, body: '', close: () => req.destroy() }))
+          return
+        }
+        let body = ''
+        res.on('data', (c) => {
+          body += c
+        })
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            close: () => req.destroy(),
+            ...(res.headers['retry-after'] !== undefined && {
+              retryAfter: String(res.headers['retry-after']),
+            }),
+          }),
+        )
+      })
+      req.on('error', reject)
+      req.end()
+    })
+  const streams: Awaited<ReturnType<typeof open>>[] = []
+  t.after(() => {
+    for (const s of streams) s.close()
+  })
+  for (let i = 0; i < MAX_FEED_STREAMS; i++) streams.push(await open())
+  assert.ok(streams.every((s) => s.status === 200))
+  const refused = await open()
+  assert.equal(refused.status, 503)
+  assert.ok(refused.retryAfter, 'Retry-After is set')
+  assert.match(refused.body, new RegExp(`${MAX_FEED_STREAMS} live streams`))
+  streams.pop()!.close()
+  const again = await eventually(async () => {
+    const s = await open()
+    if (s.status === 200) return s
+    s.close()
+    return undefined
+  }, 'a place freed by a closed stream')
+  streams.push(again)
 })
