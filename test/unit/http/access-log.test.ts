@@ -6,12 +6,9 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
-import { Admission } from '../../../src/http/admission.ts'
-import { buildApp } from '../../../src/http/app.ts'
-import { Ingestor } from '../../../src/ingest/ingestor.ts'
 import { createLogger } from '../../../src/telemetry/logger.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
-import { EMPTY_QUERY, stubMetrics } from '../../helpers/app-stubs.ts'
+import { stubApp } from '../../helpers/app-stubs.ts'
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }, accessLog: boolean, trustProxy = '') {
   const config = loadConfig({ env: {}, overrides: { logLevel: 'info', accessLog, trustProxy } })
@@ -23,25 +20,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, accessLog:
     },
   })
   const wal = { append: async () => 0 } as unknown as WalWriter
-  const admission = new Admission(
-    {
-      maxPendingBytes: config.maxPendingBytes,
-      maxWalBacklogBytes: config.maxWalBacklogBytes,
-      queueSize: config.queueSize,
-    },
-    { queuedEvents: () => 0, walBacklogBytes: () => 0, deliveredPosition: () => 0 },
-  )
-  const metrics = stubMetrics(admission)
-  const app = await buildApp({
-    config,
-    ingestor: new Ingestor(wal, config, undefined, metrics),
-    admission,
-    metrics,
-    query: EMPTY_QUERY,
-    readiness: async () => ({ ok: true }),
-    logger: createLogger('info', stream),
-  })
-  t.after(() => app.close())
+  const { app } = await stubApp(t, config, wal, createLogger('info', stream))
   const served = () => lines.filter((l) => l['msg'] === 'HttpRequestServed')
   return { app, served }
 }

@@ -7,12 +7,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
 import type { OptionName } from '../../../src/config/schema.ts'
-import { Admission } from '../../../src/http/admission.ts'
-import { buildApp } from '../../../src/http/app.ts'
-import { Ingestor } from '../../../src/ingest/ingestor.ts'
-import { createLogger } from '../../../src/telemetry/logger.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
-import { EMPTY_QUERY, stubMetrics } from '../../helpers/app-stubs.ts'
+import { stubApp } from '../../helpers/app-stubs.ts'
 import { eventBody } from '../../helpers/events.ts'
 import { parsePrometheusText, sampleValue } from '../../helpers/prometheus-text.ts'
 
@@ -37,31 +33,7 @@ async function setup(
       return promise
     },
   } as unknown as WalWriter
-  let ingestor: Ingestor | undefined
-  const admission = new Admission(
-    {
-      maxPendingBytes: config.maxPendingBytes,
-      maxWalBacklogBytes: config.maxWalBacklogBytes,
-      queueSize: config.queueSize,
-    },
-    {
-      queuedEvents: () => ingestor?.pendingEvents ?? 0,
-      walBacklogBytes: () => 0,
-      deliveredPosition: () => 0,
-    },
-  )
-  const metrics = stubMetrics(admission, () => ingestor?.pendingEvents ?? 0)
-  ingestor = new Ingestor(wal, config, undefined, metrics)
-  const app = await buildApp({
-    config,
-    ingestor,
-    admission,
-    metrics,
-    query: EMPTY_QUERY,
-    readiness: async () => ({ ok: true }),
-    logger: createLogger('silent'),
-  })
-  t.after(() => app.close())
+  const { app, admission, ingestor, metrics } = await stubApp(t, config, wal)
   const nextAppend = async () => {
     await arrived.promise
     arrived = Promise.withResolvers<void>()

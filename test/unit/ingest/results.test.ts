@@ -6,42 +6,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../../src/config/load.ts'
-import { Admission } from '../../../src/http/admission.ts'
-import { buildApp } from '../../../src/http/app.ts'
-import { Ingestor } from '../../../src/ingest/ingestor.ts'
-import { createLogger } from '../../../src/telemetry/logger.ts'
 import type { WalWriter } from '../../../src/wal/writer.ts'
-import { EMPTY_QUERY, stubMetrics } from '../../helpers/app-stubs.ts'
+import { stubApp } from '../../helpers/app-stubs.ts'
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   const config = loadConfig({ env: {}, overrides: { logLevel: 'silent' } })
-  const wal = { append: async () => 0 } as unknown as WalWriter
-  let ingestor: Ingestor | undefined
-  const admission = new Admission(
-    {
-      maxPendingBytes: config.maxPendingBytes,
-      maxWalBacklogBytes: config.maxWalBacklogBytes,
-      queueSize: config.queueSize,
-    },
-    {
-      queuedEvents: () => ingestor?.pendingEvents ?? 0,
-      walBacklogBytes: () => 0,
-      deliveredPosition: () => 0,
-    },
-  )
-  const metrics = stubMetrics(admission)
-  ingestor = new Ingestor(wal, config, undefined, metrics)
-  const app = await buildApp({
-    config,
-    ingestor,
-    admission,
-    metrics,
-    query: EMPTY_QUERY,
-    readiness: async () => ({ ok: true }),
-    logger: createLogger('silent'),
-  })
-  t.after(() => app.close())
-  return app
+  return (await stubApp(t, config, { append: async () => 0 } as unknown as WalWriter)).app
 }
 
 const now = Math.floor(Date.now() / 1000)
