@@ -3,21 +3,13 @@ import { BUCKETS, MAX_TOP_LIMIT } from '../query/explore.ts'
 import type { Bucket, GroupBy, MetricsQuery, SeriesQuery, TopEventsQuery } from '../query/types.ts'
 
 const GROUPS: readonly GroupBy[] = ['channel', 'hour', 'day']
-const KNOWN = new Set(['event_name', 'from', 'to', 'group_by'])
 
 /** Validate `GET /metrics` parameters; every error names the parameter. */
 export function parseMetricsQuery(params: Record<string, unknown>): MetricsQuery {
-  for (const key of Object.keys(params)) {
-    if (!KNOWN.has(key)) {
-      throw invalid(`unknown parameter "${key}"; known: event_name, from, to, group_by`)
-    }
-  }
+  known(params, ['event_name', 'from', 'to', 'group_by'])
   const name = single(params, 'event_name')
   if (name === undefined || name.trim() === '') throw invalid('event_name is required')
-  const from = seconds(params, 'from')
-  const to = seconds(params, 'to')
-  if (from !== undefined && to !== undefined && from > to)
-    throw invalid(`from (${from}) must not be after to (${to})`)
+  const { from, to } = window(params)
   const groupBy = single(params, 'group_by')
   if (groupBy !== undefined && !GROUPS.includes(groupBy as GroupBy)) {
     throw invalid(`group_by must be one of channel, hour, day, got "${groupBy.slice(0, 40)}"`)
