@@ -56,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   let fast: IngestHandler | undefined
   // Behind a load balancer (client-ip.ts): whose X-Forwarded-For names the client; off by default.
   const trusted = parseTrustProxy(config.trustProxy)
+  const clientAddress = (request: IncomingMessage) =>
+    trusted ? trusted.clientIp(request) : (request.socket.remoteAddress ?? 'unknown')
   const app = Fastify({
     logger: false,
     trustProxy: trusted ? trusted.trusts : false,
@@ -86,8 +88,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     apiKeys,
     burst,
     ...(limiter && { limiter }),
-    clientIp: (request) =>
-      clientBucket(trusted ? trusted.clientIp(request) : (request.socket.remoteAddress ?? 'unknown')),
+    clientIp: (request) => clientBucket(clientAddress(request)),
+    clientAddress,
   })
   registerIngestRoutes(app, fast)
   registerQueryRoutes(app, deps.query, guards.queryHooks)

@@ -25,7 +25,6 @@ import { logAccess, pathOf, receivedOf } from './access-log.ts'
 import { type Admission, contentLengthOf, isRefusal, type Refusal, type Reservation } from './admission.ts'
 import { type ApiKeys, presentedKey } from './auth.ts'
 import { inflate, JSON_TYPES, NDJSON_TYPES, parseJsonBody } from './body.ts'
-import { parseTrustProxy } from './client-ip.ts'
 import type { RateDecision, TokenSource } from './rate-limit.ts'
 
 export type IngestRoute = '/events' | '/events/batch' | '/events/bulk'
@@ -61,6 +60,8 @@ export interface IngestHandlerDeps {
   readonly burst: number
   /** The client's address for rate limits without API keys (the socket's, or a trusted proxy's word). */
   readonly clientIp?: (request: IncomingMessage) => string
+  /** The client's address as `trustProxy` names it, for the access log (not the rate limit's /64 bucket). */
+  readonly clientAddress?: (request: IncomingMessage) => string
 }
 
 /** One request on its way through the handler. */
@@ -133,12 +134,8 @@ export class IngestHandler {
 
   constructor(deps: IngestHandlerDeps) {
     this.#deps = deps
-    if (deps.config.accessLog) {
-      const trusted = parseTrustProxy(deps.config.trustProxy)
-      this.#accessClient = trusted
-        ? (request) => trusted.clientIp(request)
-        : (request) => request.socket.remoteAddress ?? 'unknown'
-    }
+    if (deps.config.accessLog)
+      this.#accessClient = deps.clientAddress ?? ((request) => request.socket.remoteAddress ?? 'unknown')
     this.#limits = {
       '/events': deps.config.maxBodyBytes,
       '/events/batch': deps.config.maxBatchBytes,
