@@ -27,7 +27,7 @@ import { detectFeatures, qualifiedName, type ServerFeatures } from './clickhouse
 import { ClickHouseSink, type ClickHouseTarget } from './clickhouse/sink.ts'
 import { DuckDbQueryBackend } from './duckdb/query.ts'
 import { DuckDbSink } from './duckdb/sink.ts'
-import { createQueryBackend } from './registry.ts'
+import { createQueryBackend, unavailable } from './registry.ts'
 import type { Sink } from './sink.ts'
 
 /** Everything a node's query store answers, and what it holds. */
@@ -92,14 +92,6 @@ export function openQueryStore(
     }
   }
   return createQueryBackend(sinks, bounds)
-}
-
-/** The query backend that answers every query with 503 and `message`. */
-export function unavailable(message: string): QueryStore {
-  const fail = async (): Promise<never> => {
-    throw spillwayError('SPW_ERR_QUERY_NO_STORE', message)
-  }
-  return { totals: fail, groups: fail, topEvents: fail, series: fail }
 }
 
 /**

@@ -72,15 +72,16 @@ export function createQueryBackend(
       return new ClickHouseQueryBackend(sink, bounds.timeoutMs ? { timeoutMs: bounds.timeoutMs } : {})
     if (sink instanceof MemorySink) return new MemoryQueryBackend(sink)
   }
-  return noStore(sinks.map((s) => s.name))
+  const names = sinks.map((s) => s.name)
+  return unavailable(
+    `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb, or name one with queryStore (e.g. clickhouse, which spillway consume loads)`,
+  )
 }
 
-function noStore(names: readonly string[]): ClosableQueryBackend {
+/** The query backend that answers every query with 503 and `message`. */
+export function unavailable(message: string): ClosableQueryBackend {
   const fail = async (): Promise<never> => {
-    throw spillwayError(
-      'SPW_ERR_QUERY_NO_STORE',
-      `no configured sink can answer queries (sinks: ${names.join(', ') || 'none'}); add a store such as duckdb, or name one with queryStore (e.g. clickhouse, which spillway consume loads)`,
-    )
+    throw spillwayError('SPW_ERR_QUERY_NO_STORE', message)
   }
   return { totals: fail, groups: fail, topEvents: fail, series: fail }
 }
